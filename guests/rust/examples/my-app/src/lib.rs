@@ -1,0 +1,71 @@
+//! `MyApp {replicas, image, port}` -> a Deployment and a Service.
+//!
+//! The status reports the Deployment's ready replicas and a phase:
+//! `Pending` until the Deployment exists, `Progressing` until every replica is
+//! ready, then `Ready`.
+
+use serde::Deserialize;
+use sous_guest::{Error, Reconciler, Request, Response, Value, json, object};
+
+/// The parent's spec.
+#[derive(Deserialize)]
+struct MyAppSpec {
+    replicas: u32,
+    image: String,
+    port: u16,
+}
+
+/// The reconciler.
+pub struct MyApp;
+
+impl Reconciler for MyApp {
+    fn reconcile(request: &Request) -> Result<Response, Error> {
+        let spec: MyAppSpec = request.spec()?;
+        if spec.image.is_empty() {
+            return Err(Error::invalid("spec.image must not be empty"));
+        }
+        let name = request.name();
+        let labels = json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "sous" });
+        let selector = json!({ "app.kubernetes.io/name": name });
+
+        let deployment = object("apps/v1", "Deployment", name).field("metadata", metadata(name, &labels)).spec(json!({
+            "replicas": spec.replicas,
+            "selector": { "matchLabels": selector },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": spec.image,
+                        "ports": [{ "name": "http", "containerPort": spec.port }],
+                    }],
+                },
+            },
+        }));
+        let service = object("v1", "Service", name).field("metadata", metadata(name, &labels)).spec(json!({
+            "selector": selector,
+            "ports": [{ "name": "http", "port": spec.port, "targetPort": "http" }],
+        }));
+
+        let observed = request.child("Deployment", name);
+        let ready = observed
+            .and_then(|d| d["status"]["readyReplicas"].as_u64())
+            .unwrap_or(0);
+        let phase = match observed {
+            None => "Pending",
+            Some(_) if ready >= u64::from(spec.replicas) => "Ready",
+            Some(_) => "Progressing",
+        };
+        Ok(Response::new()
+            .child(deployment)
+            .child(service)
+            .status(json!({ "readyReplicas": ready, "phase": phase })))
+    }
+}
+
+fn metadata(name: &str, labels: &Value) -> Value {
+    json!({ "name": name, "labels": labels })
+}
+
+#[cfg(target_family = "wasm")]
+sous_guest::export!(MyApp);

@@ -1,0 +1,103 @@
+//! Write Sous reconcilers in Rust.
+//!
+//! A reconciler is one function from the observed state of a parent to its
+//! desired children and status. Implement [`Reconciler`] on a type and export
+//! it with [`export!`]; build with `cargo build --release --target wasm32-wasip2`.
+//!
+//! ```ignore
+//! use sous_guest::{json, object, Error, Reconciler, Request, Response};
+//!
+//! struct Hello;
+//!
+//! impl Reconciler for Hello {
+//!     fn reconcile(request: &Request) -> Result<Response, Error> {
+//!         let greeting: String = request.spec_field("greeting")?;
+//!         let config_map = object("v1", "ConfigMap", request.name())
+//!             .field("data", json!({ "greeting": greeting }));
+//!         Ok(Response::new().child(config_map))
+//!     }
+//! }
+//!
+//! sous_guest::export!(Hello);
+//! ```
+//!
+//! The contract itself (what the host does with each field) is documented in
+//! `wit/reconciler.wit`.
+
+mod error;
+mod object;
+mod request;
+mod response;
+
+pub mod log;
+
+pub use error::Error;
+pub use object::{ObjectBuilder, object};
+pub use request::Request;
+pub use response::{Event, FinalizeResponse, Response};
+pub use serde_json::{Map, Value, json};
+
+/// The raw bindings generated from the WIT world, for guests that need them.
+#[allow(missing_docs, unsafe_code)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "reconciler",
+        pub_export_macro: true,
+        export_macro_name: "export_raw",
+        default_bindings_module: "::sous_guest::bindings",
+    });
+}
+
+use bindings::sous::reconciler::types as wit;
+
+/// A reconciler: computes the desired state of one parent.
+pub trait Reconciler {
+    /// The desired children, status, events and requeue for `request`'s parent.
+    fn reconcile(request: &Request) -> Result<Response, Error>;
+
+    /// Cleanup while the parent is being deleted (only called when the
+    /// Reconciler object asks for a finalizer). The default has nothing to
+    /// clean up and answers done.
+    fn finalize(_request: &Request) -> Result<FinalizeResponse, Error> {
+        Ok(FinalizeResponse::done())
+    }
+}
+
+/// Runs `R::reconcile` on a raw request: parse the JSON, call, serialize.
+///
+/// This is what [`export!`] wires to the component export; it is public so
+/// that a reconciler can also be driven natively (unit tests, benchmarks).
+pub fn run_reconcile<R: Reconciler>(raw: wit::Request) -> Result<wit::Response, wit::Error> {
+    let request = Request::from_wit(raw)?;
+    Ok(R::reconcile(&request)?.into_wit())
+}
+
+/// Runs `R::finalize` on a raw request, as [`run_reconcile`] does for reconcile.
+pub fn run_finalize<R: Reconciler>(raw: wit::Request) -> Result<wit::FinalizeResponse, wit::Error> {
+    let request = Request::from_wit(raw)?;
+    Ok(R::finalize(&request)?.into_wit())
+}
+
+/// Exports a [`Reconciler`] as the component's `reconcile` and `finalize`.
+#[macro_export]
+macro_rules! export {
+    ($reconciler:ident) => {
+        impl $crate::bindings::Guest for $reconciler {
+            fn reconcile(
+                request: $crate::bindings::Request,
+            ) -> ::core::result::Result<$crate::bindings::Response, $crate::bindings::Error> {
+                $crate::run_reconcile::<$reconciler>(request)
+            }
+
+            fn finalize(
+                request: $crate::bindings::Request,
+            ) -> ::core::result::Result<$crate::bindings::FinalizeResponse, $crate::bindings::Error>
+            {
+                $crate::run_finalize::<$reconciler>(request)
+            }
+        }
+
+        $crate::bindings::export_raw!($reconciler with_types_in $crate::bindings);
+    };
+}

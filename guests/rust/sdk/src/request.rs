@@ -1,0 +1,117 @@
+//! The observed state of one parent, parsed and with accessors.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Error, wit};
+
+/// What the host observed for one parent.
+#[derive(Debug, Clone)]
+pub struct Request {
+    reconciler: String,
+    parent: Value,
+    children: Vec<Value>,
+    related: Vec<Value>,
+    config: Option<Value>,
+}
+
+impl Request {
+    /// Builds a request from values, as the host would send it. For tests.
+    pub fn new(reconciler: &str, parent: Value, children: Vec<Value>, related: Vec<Value>) -> Self {
+        Self {
+            reconciler: reconciler.to_string(),
+            parent,
+            children,
+            related,
+            config: None,
+        }
+    }
+
+    pub(crate) fn from_wit(raw: wit::Request) -> Result<Self, Error> {
+        let parse = |what: &str, text: &str| {
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| Error::transient(format!("the host sent {what} that is not JSON: {e}")))
+        };
+        Ok(Self {
+            parent: parse("a parent", &raw.parent)?,
+            children: raw
+                .children
+                .iter()
+                .map(|c| parse("a child", c))
+                .collect::<Result<_, _>>()?,
+            related: raw
+                .related
+                .iter()
+                .map(|r| parse("a related object", r))
+                .collect::<Result<_, _>>()?,
+            config: raw.config.as_deref().map(|c| parse("a config", c)).transpose()?,
+            reconciler: raw.reconciler,
+        })
+    }
+
+    /// The name of the Reconciler object this call runs for.
+    pub fn reconciler(&self) -> &str {
+        &self.reconciler
+    }
+
+    /// The parent object as observed.
+    pub fn parent(&self) -> &Value {
+        &self.parent
+    }
+
+    /// The parent's `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.parent["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    /// The parent's `metadata.namespace` (`None` for a cluster-scoped parent).
+    pub fn namespace(&self) -> Option<&str> {
+        self.parent["metadata"]["namespace"].as_str()
+    }
+
+    /// The parent's `metadata.generation`.
+    pub fn generation(&self) -> Option<i64> {
+        self.parent["metadata"]["generation"].as_i64()
+    }
+
+    /// The parent's `.spec` as a typed value; a spec that does not fit is
+    /// reported as [`Error::Invalid`] naming the problem.
+    pub fn spec<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        T::deserialize(&self.parent["spec"]).map_err(|e| Error::invalid(format!("spec: {e}")))
+    }
+
+    /// One field of `.spec`, typed; missing or mistyped is [`Error::Invalid`].
+    pub fn spec_field<T: DeserializeOwned>(&self, field: &str) -> Result<T, Error> {
+        T::deserialize(&self.parent["spec"][field]).map_err(|e| Error::invalid(format!("spec.{field}: {e}")))
+    }
+
+    /// The children the parent owns, as observed.
+    pub fn children(&self) -> &[Value] {
+        &self.children
+    }
+
+    /// The observed child of `kind` named `name`, if it exists.
+    pub fn child(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.children
+            .iter()
+            .find(|c| c["kind"] == kind && c["metadata"]["name"] == name)
+    }
+
+    /// The related objects, read-only.
+    pub fn related(&self) -> &[Value] {
+        &self.related
+    }
+
+    /// The related objects of `kind`.
+    pub fn related_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+        self.related.iter().filter(move |r| r["kind"] == kind)
+    }
+
+    /// The Reconciler's `spec.config`, typed, if one was given.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
+        self.config
+            .as_ref()
+            .map(|c| T::deserialize(c).map_err(|e| Error::invalid(format!("config: {e}"))))
+            .transpose()
+    }
+}

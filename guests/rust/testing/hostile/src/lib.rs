@@ -1,0 +1,102 @@
+//! A reconciler that misbehaves on request, to prove the host's limits.
+//!
+//! `spec.attack` picks the misbehaviour:
+//! - `loop`: spins forever (ends by fuel or deadline);
+//! - `memory`: allocates without bound, touching every page;
+//! - `panic`: panics (a trap with a message on stderr);
+//! - `huge`: answers one child of 100 MB;
+//! - `garbage`: answers a child that is not JSON;
+//! - `forbidden`: answers a ClusterRoleBinding granting cluster-admin;
+//! - `many`: answers `spec.count` ConfigMaps (default 10,000);
+//! - `transient`: reports a transient error;
+//! - anything else: one harmless ConfigMap, to show the guest still works.
+
+use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
+use sous_guest::{Value, json};
+
+/// The misbehaving guest.
+struct Hostile;
+
+impl Guest for Hostile {
+    fn reconcile(request: Request) -> Result<Response, Error> {
+        let parent: Value = serde_json::from_str(&request.parent).expect("the host sends JSON");
+        let name = parent["metadata"]["name"].as_str().unwrap_or("hostile").to_string();
+        let children = match parent["spec"]["attack"].as_str().unwrap_or("") {
+            "loop" => spin(),
+            "memory" => hoard(),
+            "panic" => panic!("hostile guest panicked on purpose"),
+            "huge" => vec![huge_config_map(&name, 100 << 20)],
+            "garbage" => vec!["this is not JSON".to_string()],
+            "forbidden" => vec![cluster_admin_binding(&name)],
+            "many" => many(&name, parent["spec"]["count"].as_u64().unwrap_or(10_000)),
+            "transient" => return Err(Error::Transient("the hostile guest is resting".into())),
+            _ => vec![config_map(&name, 0)],
+        };
+        Ok(Response {
+            children,
+            status: None,
+            requeue_after_ms: None,
+            events: Vec::new(),
+        })
+    }
+
+    fn finalize(_request: Request) -> Result<FinalizeResponse, Error> {
+        Ok(FinalizeResponse {
+            done: true,
+            requeue_after_ms: None,
+            events: Vec::new(),
+        })
+    }
+}
+
+fn spin() -> Vec<String> {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn hoard() -> Vec<String> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn config_map(name: &str, index: u64) -> String {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": format!("{name}-{index}") },
+        "data": { "index": index.to_string() },
+    })
+    .to_string()
+}
+
+fn many(name: &str, count: u64) -> Vec<String> {
+    (0..count).map(|index| config_map(name, index)).collect()
+}
+
+fn huge_config_map(name: &str, bytes: usize) -> String {
+    let head = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"blob":""#);
+    let tail = r#""}}"#;
+    let mut text = String::with_capacity(head.len() + bytes + tail.len());
+    text.push_str(&head);
+    text.extend(std::iter::repeat_n('x', bytes));
+    text.push_str(tail);
+    text
+}
+
+fn cluster_admin_binding(name: &str) -> String {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+        "subjects": [{ "kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io" }],
+    })
+    .to_string()
+}
+
+export_raw!(Hostile with_types_in sous_guest::bindings);

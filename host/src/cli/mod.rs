@@ -1,0 +1,112 @@
+//! The `sous` command line: argument types shared by the subcommands.
+
+pub mod render;
+pub mod test;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runtime::{EngineOptions, Limits, LoadError, Runtime, RuntimeOptions};
+use crate::validate::{Rules, TypeRef};
+
+/// Kubernetes operators as uploadable WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "sous", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a reconciler on a parent offline and print the desired children.
+    Render(render::RenderArgs),
+    /// Render every golden case under a directory and compare with the expected output.
+    Test(test::TestArgs),
+}
+
+/// Limits of one guest call (the defaults are the host's defaults).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Fuel (about one unit per WebAssembly instruction) a call may use.
+    #[arg(long, default_value_t = Limits::default().fuel)]
+    pub fuel: u64,
+    /// Wall-clock time a call may take, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().deadline.as_millis() as u64)]
+    pub timeout_ms: u64,
+    /// Linear memory a call may use, in MiB.
+    #[arg(long, default_value_t = Limits::default().max_memory_bytes >> 20)]
+    pub max_memory_mib: usize,
+    /// Size of a response, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_response_bytes)]
+    pub max_response_bytes: usize,
+    /// Number of desired objects in a response.
+    #[arg(long, default_value_t = Limits::default().max_objects)]
+    pub max_objects: usize,
+    /// Kinds the guest may produce, as apiVersion/Kind (e.g. `apps/v1/Deployment`); repeatable. Default: any.
+    #[arg(long = "allow-kind", value_parser = TypeRef::parse)]
+    pub allow_kinds: Vec<TypeRef>,
+}
+
+impl LimitArgs {
+    /// The per-call limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            fuel: self.fuel,
+            deadline: Duration::from_millis(self.timeout_ms),
+            max_memory_bytes: self.max_memory_mib << 20,
+            max_response_bytes: self.max_response_bytes,
+            max_objects: self.max_objects,
+        }
+    }
+
+    /// The validation rules.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            allowed_kinds: (!self.allow_kinds.is_empty()).then(|| self.allow_kinds.clone()),
+        }
+    }
+}
+
+/// Where compiled modules are cached.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Directory of precompiled modules [default: $XDG_CACHE_HOME/sous or ~/.cache/sous].
+    #[arg(long, env = "SOUS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every module afresh and keep nothing on disk.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"))
+                })?;
+            Some(base.join("sous"))
+        })
+    }
+
+    /// A runtime for offline use: one call at a time, memory allocated on
+    /// demand, sized for `limits`.
+    pub fn runtime(&self, limits: &Limits) -> Result<Runtime, LoadError> {
+        Runtime::new(&RuntimeOptions {
+            engine: EngineOptions {
+                pool_slots: None,
+                max_memory_bytes: limits.max_memory_bytes,
+            },
+            cache_dir: self.dir(),
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! `sous test`: golden cases rendered and compared with their expected output.
+//!
+//! A suite is a directory with a `sous.yaml` naming the module; its cases are
+//! the directories under `tests/` (or `cases:`), each holding `parent.yaml`,
+//! optionally `observed.yaml`, `related.yaml` and `config.yaml`, and the
+//! expected outcome in `expected.yaml`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use serde_json::Value;
+use similar::TextDiff;
+
+use super::{CacheArgs, LimitArgs};
+use crate::inputs::{self, InputError};
+use crate::render::{self, Observed};
+use crate::runtime::{LoadedModule, Runtime};
+use crate::validate::{Rules, TypeRef};
+
+const SUITE_FILE: &str = "sous.yaml";
+const EXPECTED_FILE: &str = "expected.yaml";
+
+/// Arguments of `sous test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A suite directory (with `sous.yaml`), or a directory searched for suites.
+    pub dir: PathBuf,
+    /// Write each case's actual outcome to its `expected.yaml` instead of comparing.
+    #[arg(long)]
+    pub update: bool,
+    /// Call limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Compiled-module cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// `sous.yaml`: how to run a suite.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SuiteFile {
+    /// The module, relative to the suite directory.
+    module: PathBuf,
+    /// The reconciler name the guest sees [default: the directory's name].
+    reconciler: Option<String>,
+    /// The directory of cases, relative to the suite [default: `tests`].
+    #[serde(default = "default_cases")]
+    cases: PathBuf,
+    /// Kinds the guest may produce, as apiVersion/Kind.
+    #[serde(default)]
+    allow_kinds: Vec<String>,
+}
+
+fn default_cases() -> PathBuf {
+    PathBuf::from("tests")
+}
+
+/// Counts of one run.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+/// Runs `sous test`; succeeds only when every case passes.
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    let suites = find_suites(&args.dir)?;
+    if suites.is_empty() {
+        bail!(
+            "`{}`: no `{SUITE_FILE}` found in it or below it",
+            args.dir.display()
+        );
+    }
+    let limits = args.limits.limits();
+    let runtime = args.cache.runtime(&limits)?;
+    let mut tally = Tally::default();
+    for suite in &suites {
+        run_suite(&runtime, suite, args, &mut tally);
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        bail!(
+            "{} of {} cases failed",
+            tally.failed,
+            tally.passed + tally.failed
+        );
+    }
+    Ok(())
+}
+
+fn find_suites(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if dir.join(SUITE_FILE).is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut suites = Vec::new();
+    for entry in read_dir_sorted(dir)? {
+        if entry.is_dir() && entry.file_name().is_some_and(|name| name != "target") {
+            suites.extend(find_suites(&entry)?);
+        }
+    }
+    Ok(suites)
+}
+
+fn read_dir_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(|| format!("`{}`: cannot read the directory", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// A suite ready to run: its module loaded, its rules parsed.
+struct Suite {
+    name: String,
+    module: Arc<LoadedModule>,
+    rules: Rules,
+    cases: Vec<PathBuf>,
+}
+
+fn run_suite(runtime: &Runtime, dir: &Path, args: &TestArgs, tally: &mut Tally) {
+    let label = dir.display().to_string();
+    match load_suite(runtime, dir, args) {
+        Ok(suite) => {
+            for case in &suite.cases {
+                let case_name = case
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let label = format!("{}/{case_name}", suite.name);
+                match run_case(&suite, case, &args.limits.limits(), args.update) {
+                    Ok(None) => {
+                        println!("ok    {label}");
+                        tally.passed += 1;
+                    }
+                    Ok(Some(diff)) => {
+                        println!(
+                            "FAIL  {label}: the outcome differs from {EXPECTED_FILE} (- expected, + actual)\n{diff}"
+                        );
+                        tally.failed += 1;
+                    }
+                    Err(error) => {
+                        println!("FAIL  {label}: {error:#}");
+                        tally.failed += 1;
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            println!("FAIL  {label}: {error:#}");
+            tally.failed += 1;
+        }
+    }
+}
+
+fn load_suite(runtime: &Runtime, dir: &Path, args: &TestArgs) -> anyhow::Result<Suite> {
+    let suite_path = dir.join(SUITE_FILE);
+    let file: SuiteFile = serde_json::from_value(inputs::read_value(&suite_path)?)
+        .map_err(|e| InputError::new(&suite_path, e.to_string()))?;
+    let name = file.reconciler.unwrap_or_else(|| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let module_path = dir.join(&file.module);
+    if !module_path.is_file() {
+        bail!(
+            "module `{}` does not exist; build the guest first",
+            module_path.display()
+        );
+    }
+    let bytes = inputs::read_module(&module_path)?;
+    let module = runtime
+        .load(&bytes)
+        .map_err(|e| InputError::new(&module_path, e.to_string()))?
+        .module;
+    let rules = if file.allow_kinds.is_empty() {
+        args.limits.rules()
+    } else {
+        let kinds = file
+            .allow_kinds
+            .iter()
+            .map(|k| TypeRef::parse(k))
+            .collect::<Result<_, _>>();
+        Rules {
+            allowed_kinds: Some(kinds.map_err(|e| InputError::new(&suite_path, e))?),
+        }
+    };
+    let cases = read_dir_sorted(&dir.join(&file.cases))?
+        .into_iter()
+        .filter(|case| case.join("parent.yaml").is_file())
+        .collect::<Vec<_>>();
+    if cases.is_empty() {
+        bail!(
+            "no cases (directories with a `parent.yaml`) under `{}`",
+            dir.join(&file.cases).display()
+        );
+    }
+    Ok(Suite {
+        name,
+        module,
+        rules,
+        cases,
+    })
+}
+
+/// Renders one case; `Some(diff)` when it differs from the expectation.
+fn run_case(
+    suite: &Suite,
+    case: &Path,
+    limits: &crate::runtime::Limits,
+    update: bool,
+) -> anyhow::Result<Option<String>> {
+    let optional = |file: &str| {
+        let path = case.join(file);
+        path.is_file().then_some(path)
+    };
+    let observed = Observed {
+        parent: inputs::read_parent(&case.join("parent.yaml"))?,
+        children: optional("observed.yaml")
+            .map(|p| inputs::read_objects(&p))
+            .transpose()?
+            .unwrap_or_default(),
+        related: optional("related.yaml")
+            .map(|p| inputs::read_objects(&p))
+            .transpose()?
+            .unwrap_or_default(),
+        config: optional("config.yaml")
+            .map(|p| inputs::read_value(&p))
+            .transpose()?,
+    };
+    let outcome = render::render(&suite.module, &suite.name, &observed, limits, &suite.rules);
+    let actual = render::outcome_value(&outcome);
+    let expected_path = case.join(EXPECTED_FILE);
+    if update {
+        std::fs::write(&expected_path, to_yaml(&actual))
+            .with_context(|| format!("`{}`: cannot write", expected_path.display()))?;
+        return Ok(None);
+    }
+    let expected = inputs::read_value(&expected_path)?;
+    Ok((expected != actual).then(|| diff(&expected, &actual)))
+}
+
+fn to_yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).expect("JSON values serialize to YAML")
+}
+
+/// A unified diff of the two values as YAML with sorted keys.
+fn diff(expected: &Value, actual: &Value) -> String {
+    let (expected, actual) = (to_yaml(expected), to_yaml(actual));
+    TextDiff::from_lines(&expected, &actual)
+        .unified_diff()
+        .context_radius(3)
+        .header(EXPECTED_FILE, "actual")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_diff_shows_only_the_changed_field_with_context() {
+        let expected = json!({"children": [{"kind": "Deployment", "spec": {"replicas": 3}}]});
+        let actual = json!({"children": [{"kind": "Deployment", "spec": {"replicas": 2}}]});
+        let diff = diff(&expected, &actual);
+        assert!(
+            diff.contains("-    replicas: 3\n+    replicas: 2"),
+            "{diff}"
+        );
+        assert!(diff.contains("kind: Deployment"));
+        assert!(diff.starts_with("--- expected.yaml\n+++ actual\n"));
+    }
+}

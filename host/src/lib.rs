@@ -1,0 +1,12 @@
+//! Sous: Kubernetes operators as uploadable WebAssembly components.
+//!
+//! The host calls a guest component's `reconcile(parent, observed) -> desired`
+//! (the `sous:reconciler` WIT world in `wit/`) in a sandbox, validates the
+//! answer, and (in a cluster) applies it. This crate holds the runtime, the
+//! validation and the `sous` command line.
+
+pub mod cli;
+pub mod inputs;
+pub mod render;
+pub mod runtime;
+pub mod validate;
