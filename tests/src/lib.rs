@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests, the e2e tests and the benchmarks.
+
+pub mod guests;
