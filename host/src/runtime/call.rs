@@ -12,7 +12,8 @@ use super::module::LoadedModule;
 use super::response::{self, Desired, Finalized};
 use super::sandbox::{CallContext, GuestState};
 
-/// Guest frames kept in a trap report.
+/// Named guest frames kept in a trap report (frames without a name, as in a
+/// stripped module, are left out: an index alone helps nobody).
 const BACKTRACE_FRAMES: usize = 8;
 
 impl LoadedModule {
@@ -111,11 +112,9 @@ fn backtrace(error: &wasmtime::Error) -> Vec<String> {
             trace
                 .frames()
                 .iter()
+                .filter_map(|frame| frame.func_name())
                 .take(BACKTRACE_FRAMES)
-                .map(|frame| match frame.func_name() {
-                    Some(name) => name.to_string(),
-                    None => format!("func[{}]", frame.func_index()),
-                })
+                .map(|name| format!("{:#}", rustc_demangle::demangle(name)))
                 .collect()
         })
         .unwrap_or_default()

@@ -106,7 +106,8 @@ fn detail(guest_output: &str, backtrace: &[String]) -> String {
             .join(" ");
         detail.push_str(&format!("; guest stderr: {output}"));
     }
-    if !backtrace.is_empty() {
+    // A panic message already says where; the frames matter when it is all there is.
+    if guest_output.is_empty() && !backtrace.is_empty() {
         detail.push_str(&format!("; guest backtrace: {}", backtrace.join(" <- ")));
     }
     detail
@@ -170,7 +171,7 @@ mod tests {
                     guest_output: "panicked at src/lib.rs:1:1:\nboom".into(),
                     backtrace: vec!["inner".into(), "outer".into()],
                 },
-                "guest trapped: wasm `unreachable` instruction executed; guest stderr: panicked at src/lib.rs:1:1: boom; guest backtrace: inner <- outer",
+                "guest trapped: wasm `unreachable` instruction executed; guest stderr: panicked at src/lib.rs:1:1: boom",
                 "GuestTrapped",
             ),
             (
@@ -212,6 +213,19 @@ mod tests {
             assert_eq!(error.reason(), reason);
             assert!(reasons.insert(reason), "reason {reason} used twice");
         }
+    }
+
+    #[test]
+    fn a_trap_without_guest_output_shows_the_backtrace() {
+        let error = CallError::Trap {
+            message: "integer divide by zero".into(),
+            guest_output: String::new(),
+            backtrace: vec!["divide".into(), "reconcile".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "guest trapped: integer divide by zero; guest backtrace: divide <- reconcile"
+        );
     }
 
     #[test]

@@ -64,12 +64,15 @@ impl GuestState {
     /// the tail of its stderr (where a panic message would be).
     pub fn drain_output(&self) -> String {
         let stdout = self.stdout.contents();
-        for line in String::from_utf8_lossy(&stdout).lines() {
+        for line in String::from_utf8_lossy(&stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             tracing::info!(target: "sous::guest", reconciler = %self.context.reconciler, parent = %self.context.parent, stream = "stdout", "{line}");
         }
         let stderr = self.stderr.contents();
         let stderr = String::from_utf8_lossy(&stderr);
-        for line in stderr.lines() {
+        for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
             tracing::warn!(target: "sous::guest", reconciler = %self.context.reconciler, parent = %self.context.parent, stream = "stderr", "{line}");
         }
         let tail_start = stderr.len().saturating_sub(STDERR_TAIL);

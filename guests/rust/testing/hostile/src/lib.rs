@@ -9,10 +9,17 @@
 //! - `forbidden`: answers a ClusterRoleBinding granting cluster-admin;
 //! - `many`: answers `spec.count` ConfigMaps (default 10,000);
 //! - `transient`: reports a transient error;
+//! - `remember`: counts its calls in a global and reports the count in a
+//!   ConfigMap, to prove that no state survives from one call to the next;
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sous_guest::{Value, json};
+
+/// Calls seen by this instance; always 1 if every call gets a fresh instance.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// The misbehaving guest.
 struct Hostile;
@@ -30,6 +37,7 @@ impl Guest for Hostile {
             "forbidden" => vec![cluster_admin_binding(&name)],
             "many" => many(&name, parent["spec"]["count"].as_u64().unwrap_or(10_000)),
             "transient" => return Err(Error::Transient("the hostile guest is resting".into())),
+            "remember" => vec![config_map(&name, CALLS.fetch_add(1, Ordering::Relaxed) + 1)],
             _ => vec![config_map(&name, 0)],
         };
         Ok(Response {
@@ -81,11 +89,9 @@ fn many(name: &str, count: u64) -> Vec<String> {
 fn huge_config_map(name: &str, bytes: usize) -> String {
     let head = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"blob":""#);
     let tail = r#""}}"#;
-    let mut text = String::with_capacity(head.len() + bytes + tail.len());
-    text.push_str(&head);
-    text.extend(std::iter::repeat_n('x', bytes));
-    text.push_str(tail);
-    text
+    // `repeat` copies by doubling (bulk memory copies), so building the blob
+    // costs little fuel: the response size limit is what must stop it.
+    [head.as_str(), &"x".repeat(bytes), tail].concat()
 }
 
 fn cluster_admin_binding(name: &str) -> String {

@@ -1,0 +1,293 @@
+//! The runtime against real guests built from `guests/rust`: every hostile
+//! behaviour ends in its own error, within its limit, and the host stays able
+//! to serve the next call.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sous::render::{self, Observed, RenderError, Rendered};
+use sous::runtime::{CallError, EngineOptions, Limits, LoadedModule, Runtime, RuntimeOptions};
+use sous::validate::{Rules, TypeRef, ValidationError};
+use sous_tests::guests;
+
+/// One pooled runtime for the whole binary, as in the host: faults in one
+/// call must not poison the slots later calls reuse.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(&RuntimeOptions {
+            engine: EngineOptions {
+                pool_slots: Some(8),
+                ..EngineOptions::default()
+            },
+            cache_dir: None,
+        })
+        .expect("runtime")
+    })
+}
+
+fn module(crate_name: &str) -> Arc<LoadedModule> {
+    runtime()
+        .load(&guests::guest_bytes(crate_name))
+        .expect("guest loads")
+        .module
+}
+
+fn parent(attack: &str) -> Observed {
+    Observed {
+        parent: json!({
+            "apiVersion": "example.sous.dev/v1",
+            "kind": "Hostile",
+            "metadata": {"name": "h", "namespace": "test", "uid": "u-1", "generation": 1},
+            "spec": {"attack": attack},
+        }),
+        ..Observed::default()
+    }
+}
+
+/// Runs one attack; the duration covers the call alone, not loading the module.
+fn attack(
+    attack: &str,
+    limits: &Limits,
+    rules: &Rules,
+) -> (Result<Rendered, RenderError>, Duration) {
+    let module = module("hostile");
+    let started = Instant::now();
+    let outcome = render::render(&module, "hostile", &parent(attack), limits, rules);
+    (outcome, started.elapsed())
+}
+
+fn call_error(attack_name: &str, limits: &Limits) -> (CallError, Duration) {
+    match attack(attack_name, limits, &Rules::default()) {
+        (Err(RenderError::Call(error)), elapsed) => (error, elapsed),
+        (other, _) => panic!("attack `{attack_name}` gave {other:?}"),
+    }
+}
+
+/// A good guest still renders: the host is unharmed.
+fn assert_host_serves() {
+    let observed = Observed {
+        parent: json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "image": "nginx", "port": 80},
+        }),
+        ..Observed::default()
+    };
+    let rendered = render::render(
+        &module("my_app"),
+        "my-app",
+        &observed,
+        &Limits::default(),
+        &Rules::default(),
+    )
+    .expect("my-app renders after a hostile call");
+    assert_eq!(rendered.children.len(), 2);
+    let (benign, _) = attack("none", &Limits::default(), &Rules::default());
+    assert_eq!(
+        benign
+            .expect("the hostile guest's harmless path works")
+            .children
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    let limits = Limits {
+        fuel: 50_000_000,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let (error, elapsed) = call_error("loop", &limits);
+    assert!(
+        matches!(error, CallError::OutOfFuel { fuel: 50_000_000 }),
+        "{error}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert_host_serves();
+}
+
+#[test]
+fn an_endless_loop_is_stopped_within_twice_its_deadline() {
+    let deadline = Duration::from_millis(500);
+    let limits = Limits {
+        fuel: u64::MAX,
+        deadline,
+        ..Limits::default()
+    };
+    let (error, elapsed) = call_error("loop", &limits);
+    assert!(
+        matches!(error, CallError::DeadlineExceeded { .. }),
+        "{error}"
+    );
+    assert!(elapsed >= deadline, "stopped early, after {elapsed:?}");
+    assert!(
+        elapsed < 2 * deadline,
+        "stopped after {elapsed:?}, over twice the deadline"
+    );
+    assert_host_serves();
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    let limits = Limits {
+        max_memory_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let (error, _) = call_error("memory", &limits);
+    match error {
+        CallError::MemoryLimitExceeded { desired, limit } => {
+            assert_eq!(limit, 64 << 20);
+            assert!(desired > limit);
+        }
+        other => panic!("expected a memory limit error, got {other}"),
+    }
+    assert_host_serves();
+}
+
+#[test]
+fn a_panic_is_a_trap_carrying_the_guests_message() {
+    let (error, _) = call_error("panic", &Limits::default());
+    let text = error.to_string();
+    assert!(matches!(error, CallError::Trap { .. }), "{text}");
+    assert!(text.contains("hostile guest panicked on purpose"), "{text}");
+    assert_host_serves();
+}
+
+#[test]
+fn a_100_mb_response_is_too_large() {
+    let (error, _) = call_error("huge", &Limits::default());
+    match error {
+        CallError::ResponseTooLarge { bytes, limit } => {
+            assert!(bytes > 100 << 20, "{bytes}");
+            assert_eq!(limit, Limits::default().max_response_bytes);
+        }
+        other => panic!("expected a response size error, got {other}"),
+    }
+    assert_host_serves();
+}
+
+#[test]
+fn a_response_that_is_not_json_is_malformed() {
+    let (error, _) = call_error("garbage", &Limits::default());
+    assert!(
+        error.to_string().contains("child #1 is not valid JSON"),
+        "{error}"
+    );
+    assert_host_serves();
+}
+
+#[test]
+fn a_forbidden_kind_rejects_the_whole_response() {
+    let rules = Rules {
+        allowed_kinds: Some(vec![TypeRef::parse("v1/ConfigMap").unwrap()]),
+    };
+    match attack("forbidden", &Limits::default(), &rules) {
+        (Err(RenderError::Validation(ValidationError::KindNotAllowed { kind, .. })), _) => {
+            assert_eq!(
+                kind.to_string(),
+                "rbac.authorization.k8s.io/v1/ClusterRoleBinding"
+            );
+        }
+        (other, _) => panic!("expected the kind to be refused, got {other:?}"),
+    }
+    assert_host_serves();
+}
+
+#[test]
+fn ten_thousand_objects_are_refused_by_default_and_render_when_allowed() {
+    let (error, _) = call_error("many", &Limits::default());
+    assert!(
+        matches!(
+            error,
+            CallError::TooManyObjects {
+                count: 10_000,
+                limit: 1_000
+            }
+        ),
+        "{error}"
+    );
+    let raised = Limits {
+        max_objects: 10_000,
+        ..Limits::default()
+    };
+    let rendered = attack("many", &raised, &Rules::default())
+        .0
+        .expect("renders with the raised limit");
+    assert_eq!(rendered.children.len(), 10_000);
+    assert_eq!(rendered.children[9_999]["metadata"]["name"], "h-9999");
+    assert_eq!(rendered.children[9_999]["metadata"]["namespace"], "test");
+}
+
+#[test]
+fn a_transient_error_is_retryable() {
+    let (error, _) = call_error("transient", &Limits::default());
+    assert!(matches!(error, CallError::Transient(ref m) if m == "the hostile guest is resting"));
+    assert!(error.is_retryable());
+}
+
+#[test]
+fn no_state_survives_from_one_call_to_the_next() {
+    for _ in 0..3 {
+        let rendered = attack("remember", &Limits::default(), &Rules::default())
+            .0
+            .unwrap();
+        assert_eq!(
+            rendered.children[0]["metadata"]["name"], "h-1",
+            "a call saw an earlier call's memory"
+        );
+    }
+}
+
+#[test]
+fn loading_the_same_bytes_twice_reuses_the_compiled_module() {
+    let bytes = guests::guest_bytes("my_app");
+    let first = runtime().load(&bytes).unwrap();
+    let second = runtime().load(&bytes).unwrap();
+    assert!(Arc::ptr_eq(&first.module, &second.module));
+    assert_eq!(second.origin, sous::runtime::Origin::Memory);
+}
+
+#[test]
+fn a_precompiled_module_is_loaded_from_disk_by_a_new_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RuntimeOptions {
+        engine: EngineOptions {
+            pool_slots: None,
+            ..EngineOptions::default()
+        },
+        cache_dir: Some(dir.path().to_path_buf()),
+    };
+    let bytes = guests::guest_bytes("my_app");
+    let first = Runtime::new(&options).unwrap().load(&bytes).unwrap();
+    assert_eq!(first.origin, sous::runtime::Origin::Compiled);
+    let second = Runtime::new(&options).unwrap().load(&bytes).unwrap();
+    assert_eq!(second.origin, sous::runtime::Origin::Precompiled);
+
+    // A damaged artifact is ignored and replaced, never trusted.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = Runtime::new(&options).unwrap().load(&bytes).unwrap();
+    assert_eq!(third.origin, sous::runtime::Origin::Compiled);
+    let observed = parent("none");
+    let value: Value = serde_json::to_value(
+        render::render(
+            &third.module,
+            "x",
+            &observed,
+            &Limits::default(),
+            &Rules::default(),
+        )
+        .is_err(),
+    )
+    .unwrap();
+    assert_eq!(
+        value,
+        json!(true),
+        "my-app must reject a parent without its spec"
+    );
+}
