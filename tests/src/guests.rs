@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
 }
 
 /// Builds every Rust guest (release, `wasm32-wasip2`) the first time it is
@@ -16,7 +18,11 @@ pub fn guest(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(build_all);
     let path = dir.join(format!("{crate_name}.wasm"));
-    assert!(path.is_file(), "guest `{crate_name}` was not built at {}", path.display());
+    assert!(
+        path.is_file(),
+        "guest `{crate_name}` was not built at {}",
+        path.display()
+    );
     path
 }
 
