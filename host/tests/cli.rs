@@ -1,0 +1,226 @@
+//! The `sous` binary as a user runs it: real guests, real files, exit codes
+//! and one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sous_tests::guests;
+
+fn sous(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sous"))
+        .args(args)
+        .env(
+            "SOUS_CACHE_DIR",
+            std::env::temp_dir().join("sous-cli-tests-cache"),
+        )
+        .output()
+        .expect("running sous")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+const PARENT: &str = "apiVersion: example.sous.dev/v1
+kind: MyApp
+metadata: {name: web, namespace: shop, uid: 5f1c, generation: 2}
+spec: {replicas: 3, image: 'nginx:1.27', port: 8080}
+";
+
+#[test]
+fn render_prints_the_desired_children_as_yaml_and_the_status_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
+    let module = guests::guest("my_app");
+    let output = sous(&[
+        "render",
+        "--module",
+        module.to_str().unwrap(),
+        "--parent",
+        parent.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let kinds: Vec<_> = stdout.lines().filter(|l| l.starts_with("kind: ")).collect();
+    assert_eq!(kinds, ["kind: Deployment", "kind: Service"], "{stdout}");
+    assert!(stdout.contains("namespace: shop"));
+    assert!(text(&output.stderr).contains(r#"status: {"phase":"Pending","readyReplicas":0}"#));
+}
+
+#[test]
+fn render_as_json_gives_one_object_with_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
+    let module = guests::guest("my_app");
+    let output = sous(&[
+        "render",
+        "--module",
+        module.to_str().unwrap(),
+        "--parent",
+        parent.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rendered: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rendered["children"][0]["spec"]["replicas"], 3);
+    assert_eq!(rendered["status"]["phase"], "Pending");
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good_module = guests::guest_bytes("my_app");
+    let good_parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
+    let modules = [
+        ("missing.wasm", None, "cannot read the module"),
+        ("empty.wasm", Some(Vec::new()), "the module is empty"),
+        (
+            "truncated.wasm",
+            Some(good_module[..good_module.len() / 2].to_vec()),
+            "not a valid component",
+        ),
+        (
+            "random.wasm",
+            Some(
+                (0..4096u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .collect(),
+            ),
+            "not a WebAssembly file",
+        ),
+        (
+            "core.wasm",
+            Some(b"\0asm\x01\0\0\0".to_vec()),
+            "a core WebAssembly module, not a component",
+        ),
+        // The smallest valid component: it exports nothing.
+        (
+            "other-world.wasm",
+            Some(b"\0asm\x0d\0\x01\0".to_vec()),
+            "does not implement the `sous:reconciler/reconciler` world",
+        ),
+    ];
+    for (name, contents, problem) in modules {
+        let path = match contents {
+            Some(bytes) => write(dir.path(), name, &bytes),
+            None => dir.path().join(name),
+        };
+        assert_one_line_error(
+            &[
+                "--module",
+                path.to_str().unwrap(),
+                "--parent",
+                good_parent.to_str().unwrap(),
+            ],
+            &path,
+            problem,
+        );
+    }
+
+    let module = write(dir.path(), "my_app.wasm", &good_module);
+    let parents = [
+        ("list.yaml", "- a\n- b\n", "not a YAML or JSON object"),
+        (
+            "nameless.yaml",
+            "kind: MyApp\nmetadata: {namespace: shop}\n",
+            "has no `metadata.name`",
+        ),
+        ("broken.yaml", "spec: [unclosed\n", "not valid YAML or JSON"),
+    ];
+    for (name, contents, problem) in parents {
+        let path = write(dir.path(), name, contents.as_bytes());
+        assert_one_line_error(
+            &[
+                "--module",
+                module.to_str().unwrap(),
+                "--parent",
+                path.to_str().unwrap(),
+            ],
+            &path,
+            problem,
+        );
+    }
+}
+
+fn assert_one_line_error(args: &[&str], path: &Path, problem: &str) {
+    let mut full = vec!["render"];
+    full.extend_from_slice(args);
+    let output = sous(&full);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{path:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{path:?}: not one line: {stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!("error: `{}`: ", path.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(problem),
+        "{path:?}: {stderr:?} lacks {problem:?}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn the_examples_pass_their_golden_tests() {
+    guests::guest("my_app");
+    let examples = guests::repo_root().join("guests/rust/examples");
+    let output = sous(&["test", examples.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with(" passed, 0 failed") && !last.starts_with("0 "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff() {
+    let module = guests::guest("my_app");
+    let suite = tempfile::tempdir().unwrap();
+    let case = suite.path().join("tests/scaled");
+    std::fs::create_dir_all(&case).unwrap();
+    write(
+        suite.path(),
+        "sous.yaml",
+        format!("module: {}\nreconciler: my-app\n", module.display()).as_bytes(),
+    );
+    write(&case, "parent.yaml", PARENT.as_bytes());
+
+    let update = sous(&["test", "--update", suite.path().to_str().unwrap()]);
+    assert!(update.status.success(), "{}", text(&update.stdout));
+    let passing = sous(&["test", suite.path().to_str().unwrap()]);
+    assert!(
+        text(&passing.stdout).ends_with("1 passed, 0 failed\n"),
+        "{}",
+        text(&passing.stdout)
+    );
+
+    let expected = std::fs::read_to_string(case.join("expected.yaml")).unwrap();
+    std::fs::write(
+        case.join("expected.yaml"),
+        expected.replace("replicas: 3", "replicas: 4"),
+    )
+    .unwrap();
+    let failing = sous(&["test", suite.path().to_str().unwrap()]);
+    let stdout = text(&failing.stdout);
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(stdout.contains("FAIL  my-app/scaled"), "{stdout}");
+    assert!(
+        stdout.contains("-    replicas: 4\n+    replicas: 3\n"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
+}
