@@ -230,6 +230,17 @@ fn a_transient_error_is_retryable() {
 }
 
 #[test]
+fn the_sandbox_grants_no_filesystem_environment_arguments_or_network() {
+    let rendered = attack("escape", &Limits::default(), &Rules::default())
+        .0
+        .unwrap();
+    assert_eq!(
+        rendered.children[0]["data"],
+        json!({"file": "denied", "listing": "denied", "network": "denied", "environment": "0", "arguments": "0"})
+    );
+}
+
+#[test]
 fn no_state_survives_from_one_call_to_the_next() {
     for _ in 0..3 {
         let rendered = attack("remember", &Limits::default(), &Rules::default())

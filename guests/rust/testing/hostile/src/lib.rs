@@ -11,6 +11,8 @@
 //! - `transient`: reports a transient error;
 //! - `remember`: counts its calls in a global and reports the count in a
 //!   ConfigMap, to prove that no state survives from one call to the next;
+//! - `escape`: tries the filesystem, the environment, the arguments and the
+//!   network, and reports what it got in a ConfigMap;
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
@@ -27,7 +29,10 @@ struct Hostile;
 impl Guest for Hostile {
     fn reconcile(request: Request) -> Result<Response, Error> {
         let parent: Value = serde_json::from_str(&request.parent).expect("the host sends JSON");
-        let name = parent["metadata"]["name"].as_str().unwrap_or("hostile").to_string();
+        let name = parent["metadata"]["name"]
+            .as_str()
+            .unwrap_or("hostile")
+            .to_string();
         let children = match parent["spec"]["attack"].as_str().unwrap_or("") {
             "loop" => spin(),
             "memory" => hoard(),
@@ -37,6 +42,7 @@ impl Guest for Hostile {
             "forbidden" => vec![cluster_admin_binding(&name)],
             "many" => many(&name, parent["spec"]["count"].as_u64().unwrap_or(10_000)),
             "transient" => return Err(Error::Transient("the hostile guest is resting".into())),
+            "escape" => vec![escape_report(&name)],
             "remember" => vec![config_map(&name, CALLS.fetch_add(1, Ordering::Relaxed) + 1)],
             _ => vec![config_map(&name, 0)],
         };
@@ -87,11 +93,38 @@ fn many(name: &str, count: u64) -> Vec<String> {
 }
 
 fn huge_config_map(name: &str, bytes: usize) -> String {
-    let head = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"blob":""#);
+    let head = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"blob":""#
+    );
     let tail = r#""}}"#;
     // `repeat` copies by doubling (bulk memory copies), so building the blob
     // costs little fuel: the response size limit is what must stop it.
     [head.as_str(), &"x".repeat(bytes), tail].concat()
+}
+
+fn escape_report(name: &str) -> String {
+    let outcome = |result: std::io::Result<String>| match result {
+        Ok(found) => format!("got {found}"),
+        Err(_) => "denied".to_string(),
+    };
+    let file = outcome(std::fs::read_to_string("/etc/passwd"));
+    let listing =
+        outcome(std::fs::read_dir(".").map(|entries| format!("{} entries", entries.count())));
+    let network =
+        outcome(std::net::TcpStream::connect("127.0.0.1:80").map(|_| "a connection".to_string()));
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": name },
+        "data": {
+            "file": file,
+            "listing": listing,
+            "network": network,
+            "environment": std::env::vars().count().to_string(),
+            "arguments": std::env::args().count().to_string(),
+        },
+    })
+    .to_string()
 }
 
 fn cluster_admin_binding(name: &str) -> String {
