@@ -120,19 +120,21 @@ pub fn validate(
         let name = required(child, &["metadata", "name"], index, "metadata.name")?;
         let object = format!("{kind} `{name}`");
         check_name(&name, 253, index, &object, "metadata.name")?;
-        if let Some(allowed) = &rules.allowed_kinds {
-            if !allowed.contains(&kind) {
-                return Err(ValidationError::KindNotAllowed {
-                    index,
-                    object,
-                    kind,
-                    allowed: allowed
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
+        if let Some(allowed) = rules
+            .allowed_kinds
+            .as_ref()
+            .filter(|allowed| !allowed.contains(&kind))
+        {
+            return Err(ValidationError::KindNotAllowed {
+                index,
+                object,
+                kind,
+                allowed: allowed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
         }
         let namespace = match child["metadata"]["namespace"].as_str() {
             Some(namespace) => {
@@ -165,7 +167,7 @@ fn required(
     field: &'static str,
 ) -> Result<String, ValidationError> {
     path.iter()
-        .fold(Some(child), |value, key| value.and_then(|v| v.get(key)))
+        .try_fold(child, |value, key| value.get(key))
         .and_then(Value::as_str)
         .filter(|text| !text.is_empty())
         .map(str::to_string)
