@@ -38,7 +38,7 @@ pub use response::{Event, FinalizeResponse, Response};
 pub use serde_json::{Map, Value, json};
 
 /// The raw bindings generated from the WIT world, for guests that need them.
-#[allow(missing_docs, unsafe_code)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../../wit",

@@ -29,8 +29,9 @@ impl Request {
 
     pub(crate) fn from_wit(raw: wit::Request) -> Result<Self, Error> {
         let parse = |what: &str, text: &str| {
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| Error::transient(format!("the host sent {what} that is not JSON: {e}")))
+            serde_json::from_str::<Value>(text).map_err(|e| {
+                Error::transient(format!("the host sent {what} that is not JSON: {e}"))
+            })
         };
         Ok(Self {
             parent: parse("a parent", &raw.parent)?,
@@ -44,7 +45,11 @@ impl Request {
                 .iter()
                 .map(|r| parse("a related object", r))
                 .collect::<Result<_, _>>()?,
-            config: raw.config.as_deref().map(|c| parse("a config", c)).transpose()?,
+            config: raw
+                .config
+                .as_deref()
+                .map(|c| parse("a config", c))
+                .transpose()?,
             reconciler: raw.reconciler,
         })
     }
@@ -82,7 +87,8 @@ impl Request {
 
     /// One field of `.spec`, typed; missing or mistyped is [`Error::Invalid`].
     pub fn spec_field<T: DeserializeOwned>(&self, field: &str) -> Result<T, Error> {
-        T::deserialize(&self.parent["spec"][field]).map_err(|e| Error::invalid(format!("spec.{field}: {e}")))
+        T::deserialize(&self.parent["spec"][field])
+            .map_err(|e| Error::invalid(format!("spec.{field}: {e}")))
     }
 
     /// The children the parent owns, as observed.
@@ -113,5 +119,60 @@ impl Request {
             .as_ref()
             .map(|c| T::deserialize(c).map_err(|e| Error::invalid(format!("config: {e}"))))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn request() -> Request {
+        Request::from_wit(wit::Request {
+            reconciler: "r".into(),
+            parent: json!({"metadata": {"name": "p", "namespace": "ns", "generation": 3}, "spec": {"size": 3}})
+                .to_string(),
+            children: vec![json!({"kind": "Service", "metadata": {"name": "p"}}).to_string()],
+            related: vec![json!({"kind": "Node", "metadata": {"name": "n"}}).to_string()],
+            config: Some(r#"{"level": 2}"#.into()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn accessors_read_the_parent_and_the_observed_objects() {
+        let request = request();
+        assert_eq!(
+            (request.name(), request.namespace(), request.generation()),
+            ("p", Some("ns"), Some(3))
+        );
+        assert_eq!(request.spec_field::<u32>("size").unwrap(), 3);
+        assert!(request.child("Service", "p").is_some());
+        assert!(request.child("Service", "q").is_none());
+        assert_eq!(request.related_of_kind("Node").count(), 1);
+        assert_eq!(request.config::<Value>().unwrap().unwrap()["level"], 2);
+    }
+
+    #[test]
+    fn a_spec_that_does_not_fit_is_invalid_and_says_which_field() {
+        let error = request().spec_field::<String>("size").unwrap_err();
+        assert!(
+            matches!(&error, Error::Invalid(m) if m.starts_with("spec.size: invalid type")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_request_that_is_not_json_is_a_transient_error() {
+        let error = Request::from_wit(wit::Request {
+            reconciler: "r".into(),
+            parent: "{".into(),
+            children: vec![],
+            related: vec![],
+            config: None,
+        })
+        .unwrap_err();
+        assert!(matches!(error, Error::Transient(_)));
     }
 }

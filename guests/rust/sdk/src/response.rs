@@ -141,3 +141,31 @@ impl FinalizeResponse {
 fn duration_ms(delay: Duration) -> u64 {
     u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_response_becomes_json_text_for_the_host() {
+        let raw = Response::new()
+            .child(json!({"kind": "Service"}))
+            .status(json!({"phase": "Ready"}))
+            .requeue_after(Duration::from_secs(30))
+            .event(Event::warning("Slow", "took long"))
+            .into_wit();
+        assert_eq!(raw.children, [r#"{"kind":"Service"}"#]);
+        assert_eq!(raw.status.as_deref(), Some(r#"{"phase":"Ready"}"#));
+        assert_eq!(raw.requeue_after_ms, Some(30_000));
+        assert!(matches!(raw.events[0].event_type, wit::EventType::Warning));
+    }
+
+    #[test]
+    fn finalize_answers_done_or_not_yet() {
+        assert!(FinalizeResponse::done().into_wit().done);
+        let later = FinalizeResponse::not_yet(Duration::from_millis(1500)).into_wit();
+        assert_eq!((later.done, later.requeue_after_ms), (false, Some(1500)));
+    }
+}
