@@ -25,27 +25,32 @@ impl Reconciler for MyApp {
             return Err(Error::invalid("spec.image must not be empty"));
         }
         let name = request.name();
-        let labels = json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "sous" });
+        let labels =
+            json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "sous" });
         let selector = json!({ "app.kubernetes.io/name": name });
 
-        let deployment = object("apps/v1", "Deployment", name).field("metadata", metadata(name, &labels)).spec(json!({
-            "replicas": spec.replicas,
-            "selector": { "matchLabels": selector },
-            "template": {
-                "metadata": { "labels": labels },
-                "spec": {
-                    "containers": [{
-                        "name": "app",
-                        "image": spec.image,
-                        "ports": [{ "name": "http", "containerPort": spec.port }],
-                    }],
+        let deployment = object("apps/v1", "Deployment", name)
+            .field("metadata", metadata(name, &labels))
+            .spec(json!({
+                "replicas": spec.replicas,
+                "selector": { "matchLabels": selector },
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": {
+                        "containers": [{
+                            "name": "app",
+                            "image": spec.image,
+                            "ports": [{ "name": "http", "containerPort": spec.port }],
+                        }],
+                    },
                 },
-            },
-        }));
-        let service = object("v1", "Service", name).field("metadata", metadata(name, &labels)).spec(json!({
-            "selector": selector,
-            "ports": [{ "name": "http", "port": spec.port, "targetPort": "http" }],
-        }));
+            }));
+        let service = object("v1", "Service", name)
+            .field("metadata", metadata(name, &labels))
+            .spec(json!({
+                "selector": selector,
+                "ports": [{ "name": "http", "port": spec.port, "targetPort": "http" }],
+            }));
 
         let observed = request.child("Deployment", name);
         let ready = observed
