@@ -51,7 +51,11 @@ impl Reconciler for EtcdCluster {
         let namespace = request.namespace().unwrap_or("default");
         let peer_service = format!("{name}-peer");
         let members: Vec<String> = (0..spec.size).map(|i| format!("{name}-{i}")).collect();
-        let labels = json!({ "app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": "sous" });
+        let labels = json!({
+            "app.kubernetes.io/name": "etcd",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/managed-by": "sous",
+        });
         let selector =
             json!({ "app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": name });
 
@@ -82,29 +86,34 @@ impl Reconciler for EtcdCluster {
             format!("--initial-cluster-token={name}"),
         ]);
 
-        let stateful_set = object("apps/v1", "StatefulSet", name).field("metadata", metadata(name, &labels)).spec(json!({
-            "replicas": spec.size,
-            "serviceName": peer_service,
-            "podManagementPolicy": "Parallel",
-            "selector": { "matchLabels": selector },
-            "template": {
-                "metadata": { "labels": labels },
-                "spec": {
-                    "containers": [{
-                        "name": "etcd",
-                        "image": format!("quay.io/coreos/etcd:v{}", spec.version),
-                        "command": command,
-                        "env": [{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
-                        "ports": [
-                            { "name": "client", "containerPort": CLIENT_PORT },
-                            { "name": "peer", "containerPort": PEER_PORT },
-                        ],
-                        "volumeMounts": [{ "name": "data", "mountPath": "/var/lib/etcd" }],
-                    }],
-                    "volumes": [{ "name": "data", "emptyDir": {} }],
+        let stateful_set = object("apps/v1", "StatefulSet", name)
+            .field("metadata", metadata(name, &labels))
+            .spec(json!({
+                "replicas": spec.size,
+                "serviceName": peer_service,
+                "podManagementPolicy": "Parallel",
+                "selector": { "matchLabels": selector },
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": {
+                        "containers": [{
+                            "name": "etcd",
+                            "image": format!("quay.io/coreos/etcd:v{}", spec.version),
+                            "command": command,
+                            "env": [{
+                                "name": "POD_NAME",
+                                "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } },
+                            }],
+                            "ports": [
+                                { "name": "client", "containerPort": CLIENT_PORT },
+                                { "name": "peer", "containerPort": PEER_PORT },
+                            ],
+                            "volumeMounts": [{ "name": "data", "mountPath": "/var/lib/etcd" }],
+                        }],
+                        "volumes": [{ "name": "data", "emptyDir": {} }],
+                    },
                 },
-            },
-        }));
+            }));
         let ports = json!([
             { "name": "client", "port": CLIENT_PORT, "targetPort": "client" },
             { "name": "peer", "port": PEER_PORT, "targetPort": "peer" },
