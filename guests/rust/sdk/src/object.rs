@@ -39,6 +39,17 @@ impl ObjectBuilder {
             .fold(self, |builder, (key, value)| builder.label(key, value))
     }
 
+    /// Adds every entry of a JSON object as a label, so that one `json!` map
+    /// can serve as the labels, the selector and the pod template's labels.
+    /// Entries whose value is not a string are skipped.
+    pub fn labels_from(self, labels: &Value) -> Self {
+        let entries = labels.as_object().into_iter().flatten();
+        entries.fold(self, |builder, (key, value)| match value.as_str() {
+            Some(value) => builder.label(key, value),
+            None => builder,
+        })
+    }
+
     /// Adds one annotation.
     pub fn annotation(self, key: &str, value: &str) -> Self {
         self.metadata_entry("annotations", key, value)
@@ -86,6 +97,7 @@ mod tests {
         let built = object("v1", "Service", "web")
             .namespace("shop")
             .labels([("app", "web"), ("tier", "front")])
+            .labels_from(&json!({"extra": "yes", "ignored": 1}))
             .annotation("note", "hi")
             .spec(json!({"ports": [{"port": 80}]}))
             .build();
@@ -94,7 +106,7 @@ mod tests {
             json!({
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "web", "namespace": "shop",
-                             "labels": {"app": "web", "tier": "front"},
+                             "labels": {"app": "web", "tier": "front", "extra": "yes"},
                              "annotations": {"note": "hi"}},
                 "spec": {"ports": [{"port": 80}]},
             })

@@ -5,7 +5,7 @@
 //! lists the members, how many are ready, and a phase.
 
 use serde::Deserialize;
-use sous_guest::{Error, Reconciler, Request, Response, Value, json, object};
+use sous_guest::{Error, Reconciler, Request, Response, json, object};
 
 /// Ports etcd listens on.
 const CLIENT_PORT: u16 = 2379;
@@ -87,7 +87,7 @@ impl Reconciler for EtcdCluster {
         ]);
 
         let stateful_set = object("apps/v1", "StatefulSet", name)
-            .field("metadata", metadata(name, &labels))
+            .labels_from(&labels)
             .spec(json!({
                 "replicas": spec.size,
                 "serviceName": peer_service,
@@ -119,7 +119,7 @@ impl Reconciler for EtcdCluster {
             { "name": "peer", "port": PEER_PORT, "targetPort": "peer" },
         ]);
         let peer = object("v1", "Service", &peer_service)
-            .field("metadata", metadata(&peer_service, &labels))
+            .labels_from(&labels)
             .spec(json!({
                 "clusterIP": "None",
                 "publishNotReadyAddresses": true,
@@ -128,7 +128,7 @@ impl Reconciler for EtcdCluster {
             }));
         let client_service = format!("{name}-client");
         let client = object("v1", "Service", &client_service)
-            .field("metadata", metadata(&client_service, &labels))
+            .labels_from(&labels)
             .spec(json!({
                 "selector": selector,
                 "ports": [{ "name": "client", "port": CLIENT_PORT, "targetPort": "client" }],
@@ -154,10 +154,6 @@ impl Reconciler for EtcdCluster {
                 "phase": phase,
             })))
     }
-}
-
-fn metadata(name: &str, labels: &Value) -> Value {
-    json!({ "name": name, "labels": labels })
 }
 
 #[cfg(target_family = "wasm")]

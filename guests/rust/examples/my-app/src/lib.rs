@@ -5,7 +5,7 @@
 //! ready, then `Ready`.
 
 use serde::Deserialize;
-use sous_guest::{Error, Reconciler, Request, Response, Value, json, object};
+use sous_guest::{Error, Reconciler, Request, Response, json, object};
 
 /// The parent's spec.
 #[derive(Deserialize)]
@@ -30,7 +30,7 @@ impl Reconciler for MyApp {
         let selector = json!({ "app.kubernetes.io/name": name });
 
         let deployment = object("apps/v1", "Deployment", name)
-            .field("metadata", metadata(name, &labels))
+            .labels_from(&labels)
             .spec(json!({
                 "replicas": spec.replicas,
                 "selector": { "matchLabels": selector },
@@ -46,7 +46,7 @@ impl Reconciler for MyApp {
                 },
             }));
         let service = object("v1", "Service", name)
-            .field("metadata", metadata(name, &labels))
+            .labels_from(&labels)
             .spec(json!({
                 "selector": selector,
                 "ports": [{ "name": "http", "port": spec.port, "targetPort": "http" }],
@@ -66,10 +66,6 @@ impl Reconciler for MyApp {
             .child(service)
             .status(json!({ "readyReplicas": ready, "phase": phase })))
     }
-}
-
-fn metadata(name: &str, labels: &Value) -> Value {
-    json!({ "name": name, "labels": labels })
 }
 
 #[cfg(target_family = "wasm")]
