@@ -7,7 +7,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -16,10 +16,12 @@ use wasmtime::component::Component;
 
 use super::module::Digest;
 
-/// A directory of precompiled components, opened once with cap-std: every
-/// later access is confined to it.
+/// A directory of precompiled components. Writes go through a cap-std
+/// handle confined to it; loads map the file into memory by path, so that a
+/// large artifact is paged in lazily rather than read and copied.
 pub struct PrecompiledDir {
     dir: Dir,
+    path: PathBuf,
     engine_hash: String,
 }
 
@@ -32,6 +34,7 @@ impl PrecompiledDir {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {
             dir,
+            path: path.to_path_buf(),
             engine_hash: format!("{:016x}", hasher.finish()),
         })
     }
@@ -44,7 +47,9 @@ impl PrecompiledDir {
     /// A stale or damaged file is reported and ignored: the caller compiles.
     pub fn load(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
         let name = self.file_name(digest);
-        let bytes = self.dir.read(&name).ok()?;
+        if !self.dir.exists(&name) {
+            return None;
+        }
         // SAFETY: wasmtime requires that deserialized bytes come from
         // `Component::serialize` of a compatible engine and were not tampered
         // with. Files here are only written by `store` below, in a directory
@@ -52,7 +57,7 @@ impl PrecompiledDir {
         // to this engine's compatibility hash; wasmtime additionally checks
         // the artifact's header, version and settings and refuses mismatches.
         #[allow(unsafe_code)]
-        let loaded = unsafe { Component::deserialize(engine, &bytes) };
+        let loaded = unsafe { Component::deserialize_file(engine, self.path.join(&name)) };
         match loaded {
             Ok(component) => Some(component),
             Err(error) => {
