@@ -4,6 +4,11 @@
 //! A file is named by the module's sha256 and the engine's compatibility hash
 //! (wasmtime version and every setting that affects generated code), so a new
 //! host version or configuration never loads an artifact made for another.
+//!
+//! Artifacts are memory-mapped while in use. The host only ever replaces a
+//! file by renaming a complete new one over it, which leaves existing
+//! mappings intact; a file truncated in place by someone else while a host
+//! maps it would fault that host, so the directory must be the host's own.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
