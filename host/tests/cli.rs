@@ -34,19 +34,27 @@ metadata: {name: web, namespace: shop, uid: 5f1c, generation: 2}
 spec: {replicas: 3, image: 'nginx:1.27', port: 8080}
 ";
 
-#[test]
-fn render_prints_the_desired_children_as_yaml_and_the_status_on_stderr() {
+/// `sous render` of the my-app guest on [`PARENT`], with `extra` arguments.
+fn render_my_app(extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
     let module = guests::guest("my_app");
-    let output = sous(&[
+    let mut args = vec![
         "render",
         "--module",
         module.to_str().unwrap(),
         "--parent",
         parent.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let output = sous(&args);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    output
+}
+
+#[test]
+fn render_prints_the_desired_children_as_yaml_and_the_status_on_stderr() {
+    let output = render_my_app(&[]);
     let stdout = text(&output.stdout);
     let kinds: Vec<_> = stdout.lines().filter(|l| l.starts_with("kind: ")).collect();
     assert_eq!(kinds, ["kind: Deployment", "kind: Service"], "{stdout}");
@@ -56,19 +64,7 @@ fn render_prints_the_desired_children_as_yaml_and_the_status_on_stderr() {
 
 #[test]
 fn render_as_json_gives_one_object_with_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
-    let module = guests::guest("my_app");
-    let output = sous(&[
-        "render",
-        "--module",
-        module.to_str().unwrap(),
-        "--parent",
-        parent.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = render_my_app(&["-o", "json"]);
     let rendered: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rendered["children"][0]["spec"]["replicas"], 3);
     assert_eq!(rendered["status"]["phase"], "Pending");

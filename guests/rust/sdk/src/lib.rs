@@ -28,6 +28,7 @@ mod error;
 mod object;
 mod request;
 mod response;
+mod rollout;
 
 pub mod log;
 
@@ -35,6 +36,7 @@ pub use error::Error;
 pub use object::{ObjectBuilder, object};
 pub use request::Request;
 pub use response::{Event, FinalizeResponse, Response};
+pub use rollout::Rollout;
 pub use serde_json::{Map, Value, json};
 
 /// The raw bindings generated from the WIT world, for guests that need them.

@@ -5,7 +5,7 @@
 //! lists the members, how many are ready, and a phase.
 
 use serde::Deserialize;
-use sous_guest::{Error, Reconciler, Request, Response, json, object};
+use sous_guest::{Error, Reconciler, Request, Response, Rollout, json, object};
 
 /// Ports etcd listens on.
 const CLIENT_PORT: u16 = 2379;
@@ -134,24 +134,16 @@ impl Reconciler for EtcdCluster {
                 "ports": [{ "name": "client", "port": CLIENT_PORT, "targetPort": "client" }],
             }));
 
-        let observed = request.child("StatefulSet", name);
-        let ready = observed
-            .and_then(|s| s["status"]["readyReplicas"].as_u64())
-            .unwrap_or(0);
-        let phase = match observed {
-            None => "Pending",
-            Some(_) if ready >= u64::from(spec.size) => "Ready",
-            Some(_) => "Progressing",
-        };
+        let rollout = Rollout::of(request.child("StatefulSet", name), u64::from(spec.size));
         Ok(Response::new()
             .child(stateful_set)
             .child(peer)
             .child(client)
             .status(json!({
                 "members": members,
-                "readyMembers": ready,
+                "readyMembers": rollout.ready,
                 "clientEndpoint": format!("http://{client_service}.{namespace}.svc:{CLIENT_PORT}"),
-                "phase": phase,
+                "phase": rollout.phase,
             })))
     }
 }

@@ -5,7 +5,7 @@
 //! ready, then `Ready`.
 
 use serde::Deserialize;
-use sous_guest::{Error, Reconciler, Request, Response, json, object};
+use sous_guest::{Error, Reconciler, Request, Response, Rollout, json, object};
 
 /// The parent's spec.
 #[derive(Deserialize)]
@@ -52,19 +52,11 @@ impl Reconciler for MyApp {
                 "ports": [{ "name": "http", "port": spec.port, "targetPort": "http" }],
             }));
 
-        let observed = request.child("Deployment", name);
-        let ready = observed
-            .and_then(|d| d["status"]["readyReplicas"].as_u64())
-            .unwrap_or(0);
-        let phase = match observed {
-            None => "Pending",
-            Some(_) if ready >= u64::from(spec.replicas) => "Ready",
-            Some(_) => "Progressing",
-        };
+        let rollout = Rollout::of(request.child("Deployment", name), u64::from(spec.replicas));
         Ok(Response::new()
             .child(deployment)
             .child(service)
-            .status(json!({ "readyReplicas": ready, "phase": phase })))
+            .status(json!({ "readyReplicas": rollout.ready, "phase": rollout.phase })))
     }
 }
 
