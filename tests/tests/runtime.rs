@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sous::render::{self, Observed, RenderError, Rendered};
-use sous::runtime::{CallError, EngineOptions, Limits, LoadedModule, Runtime, RuntimeOptions};
+use sous::runtime::{
+    CallContext, CallError, EngineOptions, Limits, LoadedModule, Runtime, RuntimeOptions,
+};
 use sous::validate::{Rules, TypeRef, ValidationError};
 use sous_tests::guests;
 
@@ -304,4 +306,19 @@ fn a_precompiled_module_is_loaded_from_disk_by_a_new_runtime() {
         json!(true),
         "my-app must reject a parent without its spec"
     );
+}
+
+#[test]
+fn finalize_of_a_guest_with_nothing_to_clean_up_is_done_at_once() {
+    let context = CallContext {
+        reconciler: "my-app".into(),
+        parent: "test/h".into(),
+    };
+    let request = render::request("my-app", &parent("none"));
+    let finalized = module("my_app")
+        .finalize(&request, &Limits::default(), context)
+        .expect("finalize answers");
+    assert!(finalized.done);
+    assert_eq!(finalized.requeue_after, None);
+    assert!(finalized.events.is_empty());
 }
