@@ -6,6 +6,7 @@
 //! validation and the `sous` command line.
 
 pub mod cli;
+pub mod crd;
 pub mod inputs;
 pub mod render;
 pub mod runtime;

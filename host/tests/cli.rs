@@ -220,3 +220,23 @@ fn a_wrong_expectation_fails_with_a_readable_diff() {
     );
     assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
 }
+
+#[test]
+fn crds_prints_both_definitions_as_yaml() {
+    let output = sous(&["crds"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let names: Vec<String> = stdout
+        .split("---\n")
+        .filter(|document| !document.trim().is_empty())
+        .map(|document| {
+            let crd: Value = serde_yaml::from_str(document).expect("each document is YAML");
+            assert_eq!(crd["kind"], "CustomResourceDefinition");
+            crd["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["reconcilers.sous.dev", "clusterreconcilers.sous.dev"]
+    );
+}

@@ -27,6 +27,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Render every golden case under a directory and compare with the expected output.
     Test(test::TestArgs),
+    /// Print the CustomResourceDefinitions of Reconciler and ClusterReconciler.
+    Crds,
 }
 
 /// Limits of one guest call (the defaults are the host's defaults).
