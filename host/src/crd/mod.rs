@@ -2,6 +2,7 @@
 //! namespace) and `ClusterReconciler` (parents in every namespace), as Rust
 //! types from which the CustomResourceDefinitions are generated.
 
+mod key;
 mod spec;
 mod status;
 
@@ -10,6 +11,7 @@ use kube::core::crd::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use key::ReconcilerKey;
 pub use spec::{ConfigMapKey, ModuleSource, PolicySpec, ReconcilerSpec, RelatedKind, TypeMeta};
 pub use status::{Condition, ReconcilerStatus};
 
