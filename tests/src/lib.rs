@@ -1,3 +1,5 @@
 //! Helpers shared by the integration tests, the e2e tests and the benchmarks.
 
+pub mod envtest;
+pub mod fixtures;
 pub mod guests;

@@ -1,0 +1,356 @@
+//! A control plane of our own on loopback ports: etcd, kube-apiserver (RBAC
+//! on, a token per user) and, when present, kube-controller-manager. Every
+//! file — etcd data, keys, certificates, logs, the kubeconfig — lives in one
+//! directory.
+
+use std::future::Future;
+use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::Api;
+use kube::config::Kubeconfig;
+use serde_json::json;
+
+use super::binaries::Binaries;
+use super::process::Process;
+use super::{ADMIN, TOKEN_USERS};
+
+/// How long each process may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How often readiness is probed.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The running processes, dropped (so killed) in reverse order of start.
+pub(crate) struct LocalControlPlane {
+    controller_manager: Option<Process>,
+    // Read by nothing; kept so that the apiserver lives as long as this.
+    _apiserver: Process,
+    _etcd: Process,
+}
+
+impl LocalControlPlane {
+    /// Whether kube-controller-manager runs.
+    pub(crate) fn has_controller_manager(&self) -> bool {
+        self.controller_manager.is_some()
+    }
+}
+
+/// Starts the control plane with its files in `dir`; returns it with the path
+/// of its kubeconfig, whose contexts are named after the users: [`ADMIN`]
+/// (current) and each of [`TOKEN_USERS`].
+pub(crate) async fn start(
+    binaries: &Binaries,
+    dir: &Path,
+) -> anyhow::Result<(LocalControlPlane, PathBuf)> {
+    let [etcd_client, etcd_peer, apiserver_port, kcm_port] = free_ports()?;
+    for sub in ["etcd", "certs", "kcm-certs"] {
+        std::fs::create_dir(dir.join(sub))?;
+    }
+    let sa_key = dir.join("sa.key");
+    generate_rsa_key(&sa_key)?;
+    let tokens = token_file(dir)?;
+    let server = format!("https://127.0.0.1:{apiserver_port}");
+    let kubeconfig = write_kubeconfig(dir, &server, &tokens)?;
+
+    let mut etcd = start_etcd(binaries, dir, etcd_client, etcd_peer)?;
+    wait_ready(&mut etcd, "accepting connections", || async {
+        port_open(etcd_client)
+    })
+    .await?;
+
+    let mut apiserver = start_apiserver(binaries, dir, etcd_client, apiserver_port, &sa_key)?;
+    wait_ready(&mut apiserver, "accepting connections", || async {
+        port_open(apiserver_port)
+    })
+    .await?;
+    // The serving certificate the kubeconfig trusts exists once the port is open.
+    let client = kube::Client::try_from(super::context_config(&kubeconfig, ADMIN).await?)?;
+    wait_ready(&mut apiserver, "ready (/readyz)", || readyz(&client)).await?;
+
+    let controller_manager = match &binaries.controller_manager {
+        None => None,
+        Some(program) => {
+            let mut kcm = start_controller_manager(program, dir, &kubeconfig, kcm_port, &sa_key)?;
+            // The service-account controller creating `default/default` shows
+            // the controllers run and reach the apiserver.
+            let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+            wait_ready(&mut kcm, "creating the default ServiceAccount", || async {
+                match accounts.get_opt("default").await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err("no ServiceAccount default/default yet".to_owned()),
+                    Err(error) => Err(error.to_string()),
+                }
+            })
+            .await?;
+            Some(kcm)
+        }
+    };
+    let control_plane = LocalControlPlane {
+        controller_manager,
+        _apiserver: apiserver,
+        _etcd: etcd,
+    };
+    Ok((control_plane, kubeconfig))
+}
+
+fn start_etcd(binaries: &Binaries, dir: &Path, client: u16, peer: u16) -> anyhow::Result<Process> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let args = [
+        "--name=e2e".to_owned(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=e2e={peer_url}"),
+    ];
+    Process::spawn("etcd", &binaries.etcd, &args, dir.join("etcd.log"))
+}
+
+fn start_apiserver(
+    binaries: &Binaries,
+    dir: &Path,
+    etcd_client: u16,
+    port: u16,
+    sa_key: &Path,
+) -> anyhow::Result<Process> {
+    let args = [
+        format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
+        "--bind-address=127.0.0.1".to_owned(),
+        "--advertise-address=127.0.0.1".to_owned(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.join("certs").display()),
+        "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
+        format!("--service-account-signing-key-file={}", sa_key.display()),
+        format!("--service-account-key-file={}", sa_key.display()),
+        format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+        "--authorization-mode=RBAC".to_owned(),
+        "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+        // A loopback advertise address cannot back the `kubernetes` Service.
+        "--endpoint-reconciler-type=none".to_owned(),
+    ];
+    Process::spawn(
+        "kube-apiserver",
+        &binaries.apiserver,
+        &args,
+        dir.join("kube-apiserver.log"),
+    )
+}
+
+fn start_controller_manager(
+    program: &Path,
+    dir: &Path,
+    kubeconfig: &Path,
+    port: u16,
+    sa_key: &Path,
+) -> anyhow::Result<Process> {
+    let args = [
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--bind-address=127.0.0.1".to_owned(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.join("kcm-certs").display()),
+        "--leader-elect=false".to_owned(),
+        format!("--service-account-private-key-file={}", sa_key.display()),
+        // The controllers share the admin's credentials: a ServiceAccount per
+        // controller costs ~5 s of start-up, and no test here exercises the
+        // controllers' own RBAC.
+        "--use-service-account-credentials=false".to_owned(),
+        "--authentication-skip-lookup=true".to_owned(),
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez".to_owned(),
+        "--controllers=*".to_owned(),
+    ];
+    Process::spawn(
+        "kube-controller-manager",
+        program,
+        &args,
+        dir.join("kube-controller-manager.log"),
+    )
+}
+
+/// Probes until `probe` answers `Ok`, failing with the process's log when it
+/// exits or `READY_TIMEOUT` passes; the error quotes the last probe's answer.
+async fn wait_ready<F, Fut>(process: &mut Process, what: &str, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut last = String::from("not probed yet");
+    let waited = tokio::time::timeout(READY_TIMEOUT, async {
+        loop {
+            process.check_running()?;
+            match probe().await {
+                Ok(()) => return anyhow::Ok(()),
+                Err(answer) => last = answer,
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+    })
+    .await;
+    match waited {
+        Ok(outcome) => outcome,
+        Err(_elapsed) => Err(process.failure(&format!(
+            "was not {what} after {READY_TIMEOUT:?} (last probe: {last})"
+        ))),
+    }
+}
+
+async fn readyz(client: &kube::Client) -> Result<(), String> {
+    let request = http::Request::get("/readyz")
+        .body(Vec::new())
+        .map_err(|error| error.to_string())?;
+    match client.request_text(request).await {
+        Ok(body) if body.trim() == "ok" => Ok(()),
+        Ok(body) => Err(body),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn port_open(port: u16) -> Result<(), String> {
+    TcpStream::connect(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|error| format!("port {port}: {error}"))
+}
+
+/// `N` distinct loopback ports free at the time of the call: all are bound at
+/// once, then released for the processes to take.
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("binding a free loopback port")?;
+    let ports = listeners
+        .iter()
+        .map(|listener| Ok(listener.local_addr()?.port()))
+        .collect::<anyhow::Result<Vec<u16>>>()?;
+    Ok(ports.try_into().expect("one port per listener"))
+}
+
+/// The key that signs and verifies ServiceAccount tokens, made by `openssl`.
+fn generate_rsa_key(path: &Path) -> anyhow::Result<()> {
+    let output = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(path)
+        .arg("2048")
+        .output()
+        .context("running `openssl genrsa` for the ServiceAccount key; install openssl")?;
+    if !output.status.success() {
+        bail!(
+            "`openssl genrsa` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the apiserver's `--token-auth-file`: [`ADMIN`] in `system:masters`,
+/// each of [`TOKEN_USERS`] in no group. Returns `(user, token)` pairs.
+fn token_file(dir: &Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut tokens = Vec::new();
+    let mut lines = String::new();
+    for user in std::iter::once(ADMIN).chain(TOKEN_USERS.iter().copied()) {
+        let token = random_token()?;
+        let groups = if user == ADMIN {
+            ",\"system:masters\""
+        } else {
+            ""
+        };
+        lines.push_str(&format!("{token},{user},{user}{groups}\n"));
+        tokens.push((user, token));
+    }
+    std::fs::write(dir.join("tokens.csv"), lines)?;
+    Ok(tokens)
+}
+
+/// 128 random bits in hex.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Writes `kubeconfig` (JSON, which is YAML): one context per user, named
+/// after it, trusting the apiserver's self-signed certificate.
+fn write_kubeconfig(
+    dir: &Path,
+    server: &str,
+    tokens: &[(&str, String)],
+) -> anyhow::Result<PathBuf> {
+    let certificate = dir.join("certs/apiserver.crt");
+    let users: Vec<_> = tokens
+        .iter()
+        .map(|(user, token)| json!({"name": user, "user": {"token": token}}))
+        .collect();
+    let contexts: Vec<_> = tokens
+        .iter()
+        .map(|(user, _)| json!({"name": user, "context": {"cluster": "e2e", "user": user}}))
+        .collect();
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {
+            "server": server,
+            "certificate-authority": certificate,
+        }}],
+        "users": users,
+        "contexts": contexts,
+        "current-context": ADMIN,
+    });
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_json::to_vec_pretty(&kubeconfig)?)?;
+    // Fail here rather than in kube if the file is not a kubeconfig.
+    Kubeconfig::read_from(&path).context("reading back the written kubeconfig")?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let [a, b, c] = free_ports().unwrap();
+        assert!(a != b && b != c && a != c);
+    }
+
+    #[test]
+    fn the_token_file_makes_only_the_admin_a_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = token_file(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("tokens.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + TOKEN_USERS.len());
+        let (admin, admin_token) = &tokens[0];
+        assert_eq!(*admin, ADMIN);
+        assert_eq!(
+            lines[0],
+            format!("{admin_token},admin,admin,\"system:masters\"")
+        );
+        assert_eq!(admin_token.len(), 32);
+        for ((user, token), line) in tokens[1..].iter().zip(&lines[1..]) {
+            assert_eq!(*line, format!("{token},{user},{user}"));
+            assert_ne!(token, admin_token);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kubeconfig_has_a_context_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = token_file(dir.path()).unwrap();
+        let path = write_kubeconfig(dir.path(), "https://127.0.0.1:6443", &tokens).unwrap();
+        let kubeconfig = Kubeconfig::read_from(&path).unwrap();
+        assert_eq!(kubeconfig.current_context.as_deref(), Some(ADMIN));
+        let contexts: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(contexts, ["admin", "alice", "bob"]);
+    }
+}
