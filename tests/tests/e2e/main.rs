@@ -1,0 +1,164 @@
+//! End-to-end tests against a real kube-apiserver: `cargo test -p sous-tests
+//! --test e2e`.
+//!
+//! One control plane serves the whole binary (see `sous_tests::envtest`);
+//! each scenario is a trial with its own tokio runtime, client and namespace.
+//! Without a control plane to run against, the binary prints one line saying
+//! why and passes.
+
+mod harness_smoke;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams};
+use libtest_mimic::{Arguments, Trial};
+use sous_tests::envtest::{TestCluster, create_namespace};
+
+/// A [`Scenario`] of `module::function`.
+macro_rules! scenario {
+    ($module:ident :: $function:ident) => {
+        scenario!(@ $module::$function, false)
+    };
+    ($module:ident :: $function:ident, needs_controller_manager) => {
+        scenario!(@ $module::$function, true)
+    };
+    (@ $module:ident :: $function:ident, $needs:expr) => {
+        Scenario {
+            name: concat!(stringify!($module), "::", stringify!($function)),
+            needs_controller_manager: $needs,
+            run: |env| Box::pin($module::$function(env)),
+        }
+    };
+}
+
+/// Every scenario, one line each: `scenario!(module::function)`, with
+/// `needs_controller_manager` after it when it relies on garbage collection.
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        scenario!(harness_smoke::apiserver_answers),
+        scenario!(harness_smoke::crd_from_yaml_is_served),
+        scenario!(harness_smoke::rbac_is_enforced),
+        scenario!(
+            harness_smoke::owned_objects_are_garbage_collected,
+            needs_controller_manager
+        ),
+    ]
+}
+
+/// What a scenario is given.
+pub struct Env {
+    /// The control plane shared by every trial.
+    pub cluster: Arc<TestCluster>,
+    /// An admin client made in this trial's runtime.
+    pub client: kube::Client,
+    /// A namespace of this trial's own, created for it.
+    pub namespace: String,
+}
+
+/// The future of a scenario.
+type Run = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A scenario: an `async fn(Env) -> anyhow::Result<()>` and its name.
+struct Scenario {
+    name: &'static str,
+    needs_controller_manager: bool,
+    run: fn(Env) -> Run,
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::from_args();
+    if let Some(reason) = TestCluster::skip_reason() {
+        println!("e2e: skipped: {reason}");
+        return ExitCode::SUCCESS;
+    }
+    if arguments.list {
+        let trials = scenarios()
+            .into_iter()
+            .map(|s| Trial::test(s.name, || Ok(())));
+        return libtest_mimic::run(&arguments, trials.collect()).exit_code();
+    }
+
+    let started = Instant::now();
+    let cluster = match start() {
+        Ok(cluster) => Arc::new(cluster),
+        Err(error) => {
+            eprintln!("e2e: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("e2e: cluster ready in {:.1?}", started.elapsed());
+
+    let trials = scenarios()
+        .into_iter()
+        .map(|scenario| trial(scenario, &cluster))
+        .collect();
+    let conclusion = libtest_mimic::run(&arguments, trials);
+
+    match Arc::into_inner(cluster) {
+        Some(cluster) => {
+            if let Some(path) = cluster.stop(conclusion.has_failed()) {
+                println!("e2e: files kept in {path}");
+            }
+        }
+        None => eprintln!("e2e: a trial still holds the cluster; its processes end with this one"),
+    }
+    println!("e2e: whole run {:.1?}", started.elapsed());
+    conclusion.exit_code()
+}
+
+/// Starts the control plane in a runtime of its own: no client made here
+/// outlives it.
+fn start() -> anyhow::Result<TestCluster> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(TestCluster::start())?
+        .ok_or_else(|| anyhow::anyhow!("the control plane went away after it was found"))
+}
+
+/// The trial of `scenario`: a runtime, a client and a namespace of its own;
+/// the namespace is deleted when the scenario passes, kept when it fails.
+fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
+    let cluster = Arc::clone(cluster);
+    let ignored = scenario.needs_controller_manager && !cluster.has_controller_manager();
+    Trial::test(scenario.name, move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(async move {
+                let client = cluster.client().await;
+                let namespace = create_namespace(&client, &namespace_prefix(scenario.name)).await?;
+                let env = Env {
+                    cluster,
+                    client: client.clone(),
+                    namespace: namespace.clone(),
+                };
+                (scenario.run)(env)
+                    .await
+                    .with_context(|| format!("namespace `{namespace}` (kept)"))?;
+                Api::<Namespace>::all(client)
+                    .delete(&namespace, &DeleteParams::background())
+                    .await?;
+                anyhow::Ok(())
+            })
+            .map_err(|error| format!("{error:#}").into())
+    })
+    .with_ignored_flag(ignored)
+}
+
+/// `e2e-<function>` with dashes, short enough for a generated namespace name.
+fn namespace_prefix(name: &str) -> String {
+    let function = name.rsplit("::").next().unwrap_or(name);
+    let mut prefix = format!("e2e-{}", function.replace('_', "-"));
+    prefix.truncate(50);
+    prefix.trim_end_matches('-').to_owned()
+}
