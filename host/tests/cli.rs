@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
+use sous::crd::ModuleSource;
+use sous::runtime::Digest;
 use sous_tests::guests;
 
 fn sous(args: &[&str]) -> Output {
@@ -239,4 +242,147 @@ fn crds_prints_both_definitions_as_yaml() {
         names,
         ["reconcilers.sous.dev", "clusterreconcilers.sous.dev"]
     );
+}
+
+/// `sous push --dry-run` of the my-app guest with `extra` arguments: the
+/// printed ConfigMaps, the printed reconciler document, and stderr.
+fn push_my_app(extra: &[&str]) -> (Vec<ConfigMap>, Value, String) {
+    let module = guests::guest("my_app");
+    let mut args = vec![
+        "push",
+        "--dry-run",
+        "--name",
+        "my-app",
+        "--module",
+        module.to_str().unwrap(),
+        "--parent-kind",
+        "example.sous.dev/v1/MyApp",
+        "--child-kind",
+        "apps/v1/Deployment",
+        "--child-kind",
+        "v1/Service",
+    ];
+    args.extend_from_slice(extra);
+    let output = sous(&args);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let mut documents: Vec<Value> = text(&output.stdout)
+        .split("---\n")
+        .filter(|document| !document.trim().is_empty())
+        .map(|document| serde_yaml::from_str(document).expect("each document is YAML"))
+        .collect();
+    let reconciler = documents.pop().expect("the reconciler comes last");
+    let config_maps = documents
+        .into_iter()
+        .map(|document| serde_json::from_value(document).expect("a ConfigMap"))
+        .collect();
+    (config_maps, reconciler, stderr)
+}
+
+/// The module the host would read from `config_maps` for `reconciler`.
+fn module_of(reconciler: &Value, config_maps: &[ConfigMap]) -> sous::source::ModuleBytes {
+    let source: ModuleSource =
+        serde_json::from_value(reconciler["spec"]["module"].clone()).unwrap();
+    sous::source::from_config_maps(&source, |name| {
+        config_maps
+            .iter()
+            .find(|cm| cm.metadata.name.as_deref() == Some(name))
+    })
+    .expect("the pushed module reads back")
+}
+
+#[test]
+fn push_dry_run_prints_the_module_config_map_and_the_reconciler() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "config.yaml", b"greeting: hello\n");
+    let (config_maps, reconciler, stderr) =
+        push_my_app(&["--namespace", "shop", "--config", config.to_str().unwrap()]);
+    let bytes = guests::guest_bytes("my_app");
+    let digest = Digest::of(&bytes).to_string();
+
+    assert_eq!(config_maps.len(), 1);
+    let part = &config_maps[0].metadata;
+    let part_name = format!("my-app-{}-0", &digest[..10]);
+    assert_eq!(part.name.as_deref(), Some(part_name.as_str()));
+    assert_eq!(part.namespace.as_deref(), Some("shop"));
+    assert_eq!(
+        part.labels.as_ref().unwrap()["sous.dev/module-of"],
+        "shop.my-app"
+    );
+
+    assert_eq!(reconciler["apiVersion"], "sous.dev/v1alpha1");
+    assert_eq!(reconciler["kind"], "Reconciler");
+    assert_eq!(reconciler["metadata"]["namespace"], "shop");
+    let spec = &reconciler["spec"];
+    assert_eq!(spec["parent"]["kind"], "MyApp");
+    assert_eq!(spec["children"][1]["kind"], "Service");
+    assert_eq!(spec["config"]["greeting"], "hello");
+    assert_eq!(
+        spec["module"],
+        serde_json::json!({
+            "configMapRef": {"name": part_name, "key": "module.zst"},
+            "sha256": digest,
+        })
+    );
+    assert_eq!(module_of(&reconciler, &config_maps).bytes, bytes);
+    assert!(
+        stderr.starts_with("module ")
+            && stderr.contains(&format!("sha256 {digest}, {} bytes", bytes.len()))
+            && stderr.ends_with(", 1 part(s)\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn push_dry_run_of_a_cluster_reconciler_splits_into_parts_in_the_host_namespace() {
+    let (config_maps, reconciler, _) = push_my_app(&["--cluster", "--max-part-bytes", "30000"]);
+    assert!(config_maps.len() > 1, "{}", config_maps.len());
+    for config_map in &config_maps {
+        assert_eq!(
+            config_map.metadata.namespace.as_deref(),
+            Some("sous-system")
+        );
+        let part = &config_map.binary_data.as_ref().unwrap()["module.zst"];
+        assert!(part.0.len() <= 30000);
+    }
+    assert_eq!(reconciler["kind"], "ClusterReconciler");
+    assert!(reconciler["metadata"].get("namespace").is_none());
+    assert_eq!(
+        reconciler["spec"]["module"]["parts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        config_maps.len()
+    );
+    let module = module_of(&reconciler, &config_maps);
+    assert_eq!(module.bytes, guests::guest_bytes("my_app"));
+}
+
+#[test]
+fn push_refuses_a_file_that_is_not_a_module_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "module.wasm", b"not a module");
+    let output = sous(&[
+        "push",
+        "--dry-run",
+        "--namespace",
+        "shop",
+        "--name",
+        "my-app",
+        "--module",
+        path.to_str().unwrap(),
+        "--parent-kind",
+        "example.sous.dev/v1/MyApp",
+    ]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: `{}`: the module is not WebAssembly (raw, zstd or gzip): found bytes starting 6e6f7420",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
 }

@@ -1,5 +1,6 @@
 //! The `sous` command line: argument types shared by the subcommands.
 
+pub mod push;
 pub mod render;
 pub mod test;
 
@@ -29,7 +30,13 @@ pub enum Command {
     Test(test::TestArgs),
     /// Print the CustomResourceDefinitions of Reconciler and ClusterReconciler.
     Crds,
+    /// Upload a module into ConfigMaps and apply the Reconciler that runs it.
+    Push(push::PushArgs),
 }
+
+/// The namespace the host works in when neither `--namespace` nor
+/// `POD_NAMESPACE` names one: where ClusterReconcilers' modules live.
+pub const DEFAULT_HOST_NAMESPACE: &str = "sous-system";
 
 /// Limits of one guest call (the defaults are the host's defaults).
 #[derive(Debug, Clone, Args)]
