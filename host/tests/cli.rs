@@ -37,8 +37,16 @@ metadata: {name: web, namespace: shop, uid: 5f1c, generation: 2}
 spec: {replicas: 3, image: 'nginx:1.27', port: 8080}
 ";
 
-/// `sous render` of the my-app guest on [`PARENT`], with `extra` arguments.
+/// `sous render` of the my-app guest on [`PARENT`], with `extra` arguments;
+/// it must succeed.
 fn render_my_app(extra: &[&str]) -> Output {
+    let output = try_render_my_app(extra);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    output
+}
+
+/// `sous render` of the my-app guest on [`PARENT`], with `extra` arguments.
+fn try_render_my_app(extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
     let module = guests::guest("my_app");
@@ -50,9 +58,7 @@ fn render_my_app(extra: &[&str]) -> Output {
         parent.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let output = sous(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    output
+    sous(&args)
 }
 
 #[test]
@@ -71,6 +77,41 @@ fn render_as_json_gives_one_object_with_everything() {
     let rendered: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rendered["children"][0]["spec"]["replicas"], 3);
     assert_eq!(rendered["status"]["phase"], "Pending");
+}
+
+const DEPLOYMENTS_ONLY: &str =
+    "policy:\n  allowedKinds: [{apiVersion: apps/v1, kind: Deployment}]\n";
+
+#[test]
+fn a_policy_file_refuses_what_the_cluster_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "policy.yaml", DEPLOYMENTS_ONLY.as_bytes());
+    let output = try_render_my_app(&["--policy", policy.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "response rejected, nothing would be applied: child #2 (v1/Service `web`): kind `v1/Service` is not allowed; allowed kinds: apps/v1/Deployment"
+        ),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn the_shipped_default_policy_admits_my_app_and_excludes_the_limit_flags() {
+    let default = guests::repo_root().join("policies/default.yaml");
+    let output = render_my_app(&["--policy", default.to_str().unwrap()]);
+    assert!(text(&output.stdout).contains("kind: Service"));
+
+    let both = try_render_my_app(&["--policy", default.to_str().unwrap(), "--fuel", "5"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        text(&both.stderr).contains("cannot be used with"),
+        "{}",
+        text(&both.stderr)
+    );
 }
 
 #[test]
@@ -222,6 +263,34 @@ fn a_wrong_expectation_fails_with_a_readable_diff() {
         "{stdout}"
     );
     assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
+}
+
+#[test]
+fn a_suite_may_name_a_policy_file() {
+    let module = guests::guest("my_app");
+    let suite = tempfile::tempdir().unwrap();
+    let case = suite.path().join("tests/refused");
+    std::fs::create_dir_all(&case).unwrap();
+    write(
+        suite.path(),
+        "sous.yaml",
+        format!(
+            "module: {}\nreconciler: my-app\npolicy: policy.yaml\n",
+            module.display()
+        )
+        .as_bytes(),
+    );
+    write(suite.path(), "policy.yaml", DEPLOYMENTS_ONLY.as_bytes());
+    write(&case, "parent.yaml", PARENT.as_bytes());
+
+    let update = sous(&["test", "--update", suite.path().to_str().unwrap()]);
+    assert!(update.status.success(), "{}", text(&update.stdout));
+    let expected: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(case.join("expected.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(expected["error"]["reason"], "InvalidResponse");
+    let message = expected["error"]["message"].as_str().unwrap();
+    assert!(message.contains("v1/Service `web`"), "{message}");
 }
 
 #[test]

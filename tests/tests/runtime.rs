@@ -186,6 +186,7 @@ fn a_response_that_is_not_json_is_malformed() {
 fn a_forbidden_kind_rejects_the_whole_response() {
     let rules = Rules {
         allowed_kinds: Some(vec![TypeRef::parse("v1/ConfigMap").unwrap()]),
+        ..Rules::default()
     };
     match attack("forbidden", &Limits::default(), &rules) {
         (Err(RenderError::Validation(ValidationError::KindNotAllowed { kind, .. })), _) => {

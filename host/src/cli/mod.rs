@@ -1,5 +1,6 @@
 //! The `sous` command line: argument types shared by the subcommands.
 
+pub mod policy;
 pub mod push;
 pub mod render;
 pub mod test;
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::inputs::InputError;
+use crate::policy::Policy;
 use crate::runtime::{EngineOptions, Limits, LoadError, Runtime, RuntimeOptions};
-use crate::validate::{Rules, TypeRef};
+use crate::validate::{NamespaceRule, Rules, TypeRef};
 
 /// Kubernetes operators as uploadable WebAssembly components.
 #[derive(Debug, Parser)]
@@ -38,9 +41,18 @@ pub enum Command {
 /// `POD_NAMESPACE` names one: where ClusterReconcilers' modules live.
 pub const DEFAULT_HOST_NAMESPACE: &str = "sous-system";
 
-/// Limits of one guest call (the defaults are the host's defaults).
+/// Limits of one guest call and rules of its answer: a policy file, or flags
+/// (whose defaults are the host's default limits, any kind, any namespace).
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
+    /// A policy as in `policies/`: a Reconciler/ClusterReconciler manifest
+    /// (checked exactly as the cluster would) or a bare `policy:` block. It
+    /// replaces the limit flags below, which cannot be combined with it.
+    #[arg(
+        long,
+        conflicts_with_all = ["fuel", "timeout_ms", "max_memory_mib", "max_response_bytes", "max_objects", "allow_kinds"]
+    )]
+    pub policy: Option<PathBuf>,
     /// Fuel (about one unit per WebAssembly instruction) a call may use.
     #[arg(long, default_value_t = Limits::default().fuel)]
     pub fuel: u64,
@@ -62,22 +74,27 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The per-call limits.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            fuel: self.fuel,
-            deadline: Duration::from_millis(self.timeout_ms),
-            max_memory_bytes: self.max_memory_mib << 20,
-            max_response_bytes: self.max_response_bytes,
-            max_objects: self.max_objects,
+    /// The policy in force: the `--policy` file's, else the flags'. Either
+    /// way Kubernetes' built-in cluster-scoped kinds get no namespace.
+    pub fn policy(&self) -> Result<Policy, InputError> {
+        if let Some(path) = &self.policy {
+            return policy::read(path);
         }
-    }
-
-    /// The validation rules.
-    pub fn rules(&self) -> Rules {
-        Rules {
-            allowed_kinds: (!self.allow_kinds.is_empty()).then(|| self.allow_kinds.clone()),
-        }
+        Ok(Policy {
+            limits: Limits {
+                fuel: self.fuel,
+                deadline: Duration::from_millis(self.timeout_ms),
+                max_memory_bytes: self.max_memory_mib << 20,
+                max_response_bytes: self.max_response_bytes,
+                max_objects: self.max_objects,
+            },
+            rules: Rules {
+                allowed_kinds: (!self.allow_kinds.is_empty()).then(|| self.allow_kinds.clone()),
+                namespaces: NamespaceRule::Any,
+                cluster_scoped: policy::builtin_cluster_scoped(),
+                allow_cluster_scoped: true,
+            },
+        })
     }
 }
 

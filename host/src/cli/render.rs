@@ -45,7 +45,7 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
     pub output: Format,
-    /// Call limits.
+    /// Call limits and answer rules.
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Compiled-module cache.
@@ -62,8 +62,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         config: args.config.as_deref().map(inputs::read_value).transpose()?,
     };
     let bytes = inputs::read_module(&args.module)?;
-    let limits = args.limits.limits();
-    let runtime = args.cache.runtime(&limits)?;
+    let policy = args.limits.policy()?;
+    let runtime = args.cache.runtime(&policy.limits)?;
     let loaded = runtime
         .load(&bytes)
         .map_err(|e| InputError::new(&args.module, e.to_string()))?;
@@ -76,8 +76,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         &loaded.module,
         &name,
         &observed,
-        &limits,
-        &args.limits.rules(),
+        &policy.limits,
+        &policy.rules,
     )
     .with_context(|| format!("reconciler `{name}` ({})", args.module.display()))?;
     print(&rendered, args.output)

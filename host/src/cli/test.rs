@@ -4,6 +4,9 @@
 //! the directories under `tests/` (or `cases:`), each holding `parent.yaml`,
 //! optionally `observed.yaml`, `related.yaml` and `config.yaml`, and the
 //! expected outcome in `expected.yaml`.
+//!
+//! A suite's `policy:` (a file as in `policies/`) or `allowKinds:` replaces
+//! the command line's policy for that suite.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,11 +17,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::{CacheArgs, LimitArgs};
+use super::{CacheArgs, LimitArgs, policy};
 use crate::inputs::{self, InputError};
+use crate::policy::Policy;
 use crate::render::{self, Observed};
 use crate::runtime::{LoadedModule, Runtime};
-use crate::validate::{Rules, TypeRef};
+use crate::validate::TypeRef;
 
 const SUITE_FILE: &str = "sous.yaml";
 const EXPECTED_FILE: &str = "expected.yaml";
@@ -31,7 +35,7 @@ pub struct TestArgs {
     /// Write each case's actual outcome to its `expected.yaml` instead of comparing.
     #[arg(long)]
     pub update: bool,
-    /// Call limits.
+    /// Call limits and answer rules.
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Compiled-module cache.
@@ -53,6 +57,9 @@ struct SuiteFile {
     /// Kinds the guest may produce, as apiVersion/Kind.
     #[serde(default)]
     allow_kinds: Vec<String>,
+    /// A policy file as in `policies/`, relative to the suite directory;
+    /// excludes `allowKinds`.
+    policy: Option<PathBuf>,
 }
 
 fn default_cases() -> PathBuf {
@@ -75,11 +82,11 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let limits = args.limits.limits();
-    let runtime = args.cache.runtime(&limits)?;
+    let policy = args.limits.policy()?;
+    let runtime = args.cache.runtime(&policy.limits)?;
     let mut tally = Tally::default();
     for suite in &suites {
-        run_suite(&runtime, suite, args, &mut tally);
+        run_suite(&runtime, suite, &policy, args.update, &mut tally);
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
@@ -114,17 +121,17 @@ fn read_dir_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// A suite ready to run: its module loaded, its rules parsed.
+/// A suite ready to run: its module loaded, its policy read.
 struct Suite {
     name: String,
     module: Arc<LoadedModule>,
-    rules: Rules,
+    policy: Policy,
     cases: Vec<PathBuf>,
 }
 
-fn run_suite(runtime: &Runtime, dir: &Path, args: &TestArgs, tally: &mut Tally) {
+fn run_suite(runtime: &Runtime, dir: &Path, policy: &Policy, update: bool, tally: &mut Tally) {
     let label = dir.display().to_string();
-    match load_suite(runtime, dir, args) {
+    match load_suite(runtime, dir, policy) {
         Ok(suite) => {
             for case in &suite.cases {
                 let case_name = case
@@ -132,8 +139,8 @@ fn run_suite(runtime: &Runtime, dir: &Path, args: &TestArgs, tally: &mut Tally) 
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let label = format!("{}/{case_name}", suite.name);
-                match run_case(&suite, case, &args.limits.limits(), args.update) {
-                    Ok(None) if args.update => {
+                match run_case(&suite, case, update) {
+                    Ok(None) if update => {
                         println!("wrote {label}/{EXPECTED_FILE}");
                         tally.passed += 1;
                     }
@@ -161,7 +168,7 @@ fn run_suite(runtime: &Runtime, dir: &Path, args: &TestArgs, tally: &mut Tally) 
     }
 }
 
-fn load_suite(runtime: &Runtime, dir: &Path, args: &TestArgs) -> anyhow::Result<Suite> {
+fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<Suite> {
     let suite_path = dir.join(SUITE_FILE);
     let file: SuiteFile = serde_json::from_value(inputs::read_value(&suite_path)?)
         .map_err(|e| InputError::new(&suite_path, e.to_string()))?;
@@ -182,16 +189,25 @@ fn load_suite(runtime: &Runtime, dir: &Path, args: &TestArgs) -> anyhow::Result<
         .load(&bytes)
         .map_err(|e| InputError::new(&module_path, e.to_string()))?
         .module;
-    let rules = if file.allow_kinds.is_empty() {
-        args.limits.rules()
-    } else {
-        let kinds = file
-            .allow_kinds
-            .iter()
-            .map(|k| TypeRef::parse(k))
-            .collect::<Result<_, _>>();
-        Rules {
-            allowed_kinds: Some(kinds.map_err(|e| InputError::new(&suite_path, e))?),
+    let policy = match (&file.policy, file.allow_kinds.is_empty()) {
+        (Some(_), false) => {
+            return Err(InputError::new(
+                &suite_path,
+                "has both `policy` and `allowKinds`; put the kinds in the policy's `allowedKinds`",
+            )
+            .into());
+        }
+        (Some(path), true) => policy::read(&dir.join(path))?,
+        (None, true) => policy.clone(),
+        (None, false) => {
+            let kinds = file
+                .allow_kinds
+                .iter()
+                .map(|k| TypeRef::parse(k))
+                .collect::<Result<_, _>>();
+            let mut policy = policy.clone();
+            policy.rules.allowed_kinds = Some(kinds.map_err(|e| InputError::new(&suite_path, e))?);
+            policy
         }
     };
     let cases = read_dir_sorted(&dir.join(&file.cases))?
@@ -207,18 +223,13 @@ fn load_suite(runtime: &Runtime, dir: &Path, args: &TestArgs) -> anyhow::Result<
     Ok(Suite {
         name,
         module,
-        rules,
+        policy,
         cases,
     })
 }
 
 /// Renders one case; `Some(diff)` when it differs from the expectation.
-fn run_case(
-    suite: &Suite,
-    case: &Path,
-    limits: &crate::runtime::Limits,
-    update: bool,
-) -> anyhow::Result<Option<String>> {
+fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<String>> {
     let optional = |file: &str| {
         let path = case.join(file);
         path.is_file().then_some(path)
@@ -237,7 +248,13 @@ fn run_case(
             .map(|p| inputs::read_value(&p))
             .transpose()?,
     };
-    let outcome = render::render(&suite.module, &suite.name, &observed, limits, &suite.rules);
+    let outcome = render::render(
+        &suite.module,
+        &suite.name,
+        &observed,
+        &suite.policy.limits,
+        &suite.policy.rules,
+    );
     let actual = render::outcome_value(&outcome);
     let expected_path = case.join(EXPECTED_FILE);
     if update {

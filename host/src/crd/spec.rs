@@ -114,10 +114,12 @@ pub struct PolicySpec {
     /// Bytes per response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<u64>,
-    /// Kinds the guest may write; `spec.children` when absent.
+    /// Kinds the guest may write: `spec.children` when absent, and never
+    /// more (the host watches and prunes only those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_kinds: Option<Vec<TypeMeta>>,
-    /// Namespaces children may land in; the parent's when absent.
+    /// Namespaces children may land in besides the parent's own, which is
+    /// always allowed; `*` allows any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<Vec<String>>,
     /// Whether cluster-scoped children are allowed.
