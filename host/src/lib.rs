@@ -10,4 +10,5 @@ pub mod crd;
 pub mod inputs;
 pub mod render;
 pub mod runtime;
+pub mod telemetry;
 pub mod validate;
