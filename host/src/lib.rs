@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod crd;
 pub mod inputs;
+pub mod leader;
 pub mod render;
 pub mod runtime;
 pub mod telemetry;
