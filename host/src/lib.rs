@@ -8,8 +8,10 @@
 pub mod cli;
 pub mod crd;
 pub mod inputs;
+pub mod leader;
 pub mod policy;
 pub mod render;
 pub mod runtime;
 pub mod source;
+pub mod telemetry;
 pub mod validate;

@@ -1,21 +1,13 @@
 //! The `sous` binary: parse the command line, set up logs, run the subcommand.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sous::cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SOUS_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    sous::telemetry::init_logging(cli.log_format);
     let result = match &cli.command {
         Command::Render(args) => sous::cli::render::run(args),
         Command::Test(args) => sous::cli::test::run(args),

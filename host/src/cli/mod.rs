@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::inputs::InputError;
 use crate::policy::Policy;
 use crate::runtime::{EngineOptions, Limits, LoadError, Runtime, RuntimeOptions};
+use crate::telemetry::LogFormat;
 use crate::validate::{NamespaceRule, Rules, TypeRef};
 
 /// Kubernetes operators as uploadable WebAssembly components.
@@ -22,6 +23,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to stderr (the level comes from `SOUS_LOG`).
+    #[arg(
+        long,
+        global = true,
+        env = "SOUS_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
 }
 
 /// The subcommands.
