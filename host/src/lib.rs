@@ -6,10 +6,13 @@
 //! validation and the `sous` command line.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod inputs;
 pub mod leader;
+pub mod operator;
 pub mod policy;
+pub mod registry;
 pub mod render;
 pub mod runtime;
 pub mod source;

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::runtime::{CallContext, CallError, GuestEvent, Limits, LoadedModule, Request};
+use crate::runtime::{
+    CallContext, CallError, Finalized, GuestEvent, Limits, LoadedModule, Request,
+};
 use crate::validate::{self, Rules, ValidationError};
 
 /// What the guest is shown.
@@ -83,16 +85,7 @@ pub fn render(
     limits: &Limits,
     rules: &Rules,
 ) -> Result<Rendered, RenderError> {
-    let metadata = &observed.parent["metadata"];
-    let name = metadata["name"].as_str().unwrap_or_default();
-    let parent = match metadata["namespace"].as_str() {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name.to_string(),
-    };
-    let context = CallContext {
-        reconciler: reconciler.into(),
-        parent,
-    };
+    let context = call_context(reconciler, &observed.parent);
     let desired = module.reconcile(&request(reconciler, observed), limits, context)?;
     let desired = validate::validate(desired, &observed.parent, rules)?;
     Ok(Rendered {
@@ -103,6 +96,31 @@ pub fn render(
             .requeue_after
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     })
+}
+
+/// Calls `module`'s `finalize` for a parent being deleted.
+pub fn finalize(
+    module: &LoadedModule,
+    reconciler: &str,
+    observed: &Observed,
+    limits: &Limits,
+) -> Result<Finalized, CallError> {
+    let context = call_context(reconciler, &observed.parent);
+    module.finalize(&request(reconciler, observed), limits, context)
+}
+
+/// Names the reconciler and the parent (`namespace/name`) in the guest's records.
+fn call_context(reconciler: &str, parent: &Value) -> CallContext {
+    let metadata = &parent["metadata"];
+    let name = metadata["name"].as_str().unwrap_or_default();
+    let parent = match metadata["namespace"].as_str() {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_string(),
+    };
+    CallContext {
+        reconciler: reconciler.into(),
+        parent,
+    }
 }
 
 /// A render's outcome as one value, the form golden files hold: the rendered

@@ -3,3 +3,4 @@
 pub mod envtest;
 pub mod fixtures;
 pub mod guests;
+pub mod host;

@@ -3,6 +3,7 @@
 pub mod policy;
 pub mod push;
 pub mod render;
+pub mod run;
 pub mod test;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Command {
     Crds,
     /// Upload a module into ConfigMaps and apply the Reconciler that runs it.
     Push(push::PushArgs),
+    /// Run the operator host: watch Reconcilers and reconcile their parents.
+    Run(run::RunArgs),
 }
 
 /// The namespace the host works in when neither `--namespace` nor
@@ -120,7 +123,8 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    fn dir(&self) -> Option<PathBuf> {
+    /// The cache directory, unless caching is off.
+    pub fn dir(&self) -> Option<PathBuf> {
         if self.no_cache {
             return None;
         }

@@ -31,11 +31,14 @@ pub struct ReconcilerSpec {
     /// before they go.
     #[serde(default)]
     pub finalizer: bool,
-    /// Reconcile every parent at least this often, changed or not.
+    /// Reconcile every parent at least this often, changed or not (default
+    /// 600; 0 turns periodic resync off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub resync_seconds: Option<u32>,
     /// Parents reconciled at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_concurrent_reconciles: Option<u16>,
     /// Free-form configuration handed to the guest as `request.config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,18 +104,23 @@ pub struct ModuleSource {
 pub struct PolicySpec {
     /// Fuel units (about one per WebAssembly instruction) per call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
     pub fuel: Option<u64>,
     /// Wall-clock time per call, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
     pub timeout_ms: Option<u64>,
     /// Linear memory per call, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_memory_mib: Option<u32>,
     /// Desired objects per response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub max_objects: Option<u32>,
     /// Bytes per response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
     pub max_response_bytes: Option<u64>,
     /// Kinds the guest may write: `spec.children` when absent, and never
     /// more (the host watches and prunes only those).

@@ -18,11 +18,13 @@ pub struct ReconcilerStatus {
     pub observed_generation: Option<i64>,
     /// Guest calls made.
     #[serde(default)]
+    #[schemars(extend("format" = "int64"))]
     pub reconciles: u64,
     /// Guest calls or applies that failed.
     #[serde(default)]
+    #[schemars(extend("format" = "int64"))]
     pub errors: u64,
-    /// The latest error, if the latest pass failed.
+    /// The most recent error of any pass, as `parent: message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }

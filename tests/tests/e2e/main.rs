@@ -7,6 +7,8 @@
 //! why and passes.
 
 mod harness_smoke;
+mod operator;
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +50,19 @@ fn scenarios() -> Vec<Scenario> {
             harness_smoke::owned_objects_are_garbage_collected,
             needs_controller_manager
         ),
+        scenario!(operator::my_app_converges),
+        scenario!(operator::children_follow_the_parent),
+        scenario!(operator::undesired_children_are_pruned),
+        scenario!(operator::finalizer_cleans_up),
+        scenario!(operator::modules_hot_reload),
+        scenario!(operator::hostile_guests_are_contained),
+        scenario!(operator::impersonation_bounds_writes),
+        scenario!(operator::restart_converges_without_duplicates),
+        scenario!(operator::large_module_loads_from_parts),
+        scenario!(operator::one_leader_among_two_hosts),
+        scenario!(operator::missing_parent_kind_is_retried),
+        scenario!(operator::steady_state_costs_no_calls),
+        scenario!(operator::hundred_parents),
     ]
 }
 

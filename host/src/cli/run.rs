@@ -1,0 +1,97 @@
+//! `sous run`: the operator host, in or out of a cluster.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::CacheArgs;
+use crate::leader::LeaseTiming;
+use crate::operator::{self, OperatorOptions};
+
+/// Arguments of `sous run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The host's own namespace: its Lease, and the module ConfigMaps and
+    /// ServiceAccounts of ClusterReconcilers.
+    #[arg(long, env = "POD_NAMESPACE", default_value = super::DEFAULT_HOST_NAMESPACE)]
+    pub namespace: String,
+    /// Only serve the Reconcilers of this namespace (ClusterReconcilers are then ignored).
+    #[arg(long, env = "SOUS_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// This host's identity [default: the host name and process id].
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Elect one leader among the hosts of this namespace (needed with more than one replica).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// How long a leader's Lease lasts without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
+    /// Guest calls at once across all reconcilers [default: the number of CPUs].
+    #[arg(long)]
+    pub guest_slots: Option<usize>,
+    /// Compiled-module cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Runs the host until SIGINT or SIGTERM.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let config = kube::Config::infer()
+            .await
+            .context("finding the Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+        operator::run(config, options(args), shutdown_signal()).await
+    })
+}
+
+fn options(args: &RunArgs) -> OperatorOptions {
+    let lease_duration = Duration::from_secs(args.lease_duration_seconds);
+    OperatorOptions {
+        namespace: args.namespace.clone(),
+        watch_namespace: args.watch_namespace.clone(),
+        identity: args.identity.clone().unwrap_or_else(default_identity),
+        leader_election: args
+            .leader_elect
+            .then(|| LeaseTiming::scaled(lease_duration)),
+        health_addr: Some(args.health_addr),
+        cache_dir: args.cache.dir(),
+        guest_slots: args
+            .guest_slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "sous".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

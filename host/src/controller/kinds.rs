@@ -1,0 +1,149 @@
+//! Resolving a reconciler's kinds through discovery: the parent, its
+//! children and its related kinds, each with its REST resource and scope.
+
+use kube::Client;
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
+
+use crate::crd::{ReconcilerSpec, RelatedKind, TypeMeta};
+use crate::validate::TypeRef;
+
+/// One kind as the API server serves it.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    /// Group, version, kind and plural.
+    pub resource: ApiResource,
+    /// Whether objects of it live in namespaces.
+    pub namespaced: bool,
+    /// Whether it has a `status` subresource.
+    pub has_status: bool,
+}
+
+impl Kind {
+    /// Its `apiVersion/Kind`.
+    pub fn type_ref(&self) -> TypeRef {
+        TypeRef {
+            api_version: self.resource.api_version.clone(),
+            kind: self.resource.kind.clone(),
+        }
+    }
+}
+
+/// Every kind a reconciler touches.
+#[derive(Debug, Clone)]
+pub struct Kinds {
+    /// The watched kind.
+    pub parent: Kind,
+    /// Kinds the guest may produce.
+    pub children: Vec<Kind>,
+    /// Kinds passed read-only, with their selectors.
+    pub related: Vec<(Kind, RelatedKind)>,
+}
+
+impl Kinds {
+    /// The child kinds that are cluster-scoped (for the validation rules).
+    pub fn cluster_scoped_children(&self) -> Vec<TypeRef> {
+        self.children
+            .iter()
+            .filter(|kind| !kind.namespaced)
+            .map(Kind::type_ref)
+            .collect()
+    }
+}
+
+/// Why a kind could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum KindError {
+    /// The API server does not serve the kind (e.g. its CRD is not installed).
+    #[error(
+        "{role} kind {kind} is not served by the API server; install its CustomResourceDefinition"
+    )]
+    NotFound {
+        /// `parent`, `child` or `related`.
+        role: &'static str,
+        /// The kind.
+        kind: String,
+    },
+    /// Discovery itself failed.
+    #[error("discovery of {kind} failed: {source}")]
+    Discovery {
+        /// The kind.
+        kind: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl KindError {
+    /// The reason of the `Ready=False` condition this error sets.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound { role: "parent", .. } => "ParentKindNotFound",
+            Self::NotFound { role: "child", .. } => "ChildKindNotFound",
+            Self::NotFound { .. } => "RelatedKindNotFound",
+            Self::Discovery { .. } => "DiscoveryFailed",
+        }
+    }
+}
+
+/// Resolves every kind of `spec`, parent first.
+pub async fn resolve(client: &Client, spec: &ReconcilerSpec) -> Result<Kinds, KindError> {
+    let parent = resolve_one(client, "parent", &spec.parent).await?;
+    let mut children = Vec::with_capacity(spec.children.len());
+    for child in &spec.children {
+        children.push(resolve_one(client, "child", child).await?);
+    }
+    let mut related = Vec::with_capacity(spec.related.len());
+    for kind in &spec.related {
+        let type_meta = TypeMeta {
+            api_version: kind.api_version.clone(),
+            kind: kind.kind.clone(),
+        };
+        related.push((
+            resolve_one(client, "related", &type_meta).await?,
+            kind.clone(),
+        ));
+    }
+    Ok(Kinds {
+        parent,
+        children,
+        related,
+    })
+}
+
+async fn resolve_one(
+    client: &Client,
+    role: &'static str,
+    type_meta: &TypeMeta,
+) -> Result<Kind, KindError> {
+    let (group, version) = match type_meta.api_version.rsplit_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", type_meta.api_version.as_str()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &type_meta.kind);
+    let kind = format!("{}/{}", type_meta.api_version, type_meta.kind);
+    match discovery::pinned_kind(client, &gvk).await {
+        Ok((resource, capabilities)) => Ok(kind_of(resource, &capabilities)),
+        Err(error) if is_not_found(&error) => Err(KindError::NotFound { role, kind }),
+        Err(source) => Err(KindError::Discovery { kind, source }),
+    }
+}
+
+fn kind_of(resource: ApiResource, capabilities: &ApiCapabilities) -> Kind {
+    Kind {
+        resource,
+        namespaced: capabilities.scope == Scope::Namespaced,
+        has_status: capabilities
+            .subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "status"),
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 404,
+        kube::Error::Discovery(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,272 @@
+//! The spine of one reconciler: a kube-runtime `Controller` over the parent
+//! kind, triggered by the parents, their owned children, related objects and
+//! module swaps, running one [`pass`] per parent.
+//!
+//! Stages, one file each: [`observe`] -> [`guest`] -> validate (in
+//! `crate::validate`, through the policy) -> [`apply`] -> [`prune`] ->
+//! [`status`]; [`finalizer`] and [`events`] on the side.
+
+pub mod apply;
+pub mod children;
+pub mod events;
+pub mod finalizer;
+pub mod guest;
+pub mod kinds;
+pub mod labels;
+pub mod observe;
+pub mod pass;
+pub mod prune;
+pub mod status;
+
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use tokio::sync::watch;
+
+use self::children::{ChildIndex, OwnWrites};
+use self::events::ParentEvents;
+use self::guest::GuestCaller;
+use self::kinds::{Kind, Kinds};
+use self::observe::{ChildKind, RelatedSource};
+use self::pass::Spine;
+use crate::crd::{ReconcilerKey, ReconcilerSpec, RelatedKind};
+use crate::registry::StatusReport;
+use crate::runtime::LoadedModule;
+use crate::telemetry::Metrics;
+
+/// Parents reconciled at once by one reconciler unless its spec says otherwise.
+const DEFAULT_CONCURRENCY: u16 = 4;
+
+/// What a reconciler's controller is built from.
+pub struct Setup {
+    /// Which reconciler.
+    pub key: ReconcilerKey,
+    /// Its spec.
+    pub spec: ReconcilerSpec,
+    /// Its resolved kinds.
+    pub kinds: Kinds,
+    /// Calls the guest.
+    pub caller: GuestCaller,
+    /// The module serving now; every parent is reconciled again when it changes.
+    pub module: watch::Receiver<Option<Arc<LoadedModule>>>,
+    /// The host's own client.
+    pub client: kube::Client,
+    /// The client children are written with.
+    pub writer: kube::Client,
+    /// Events on parents.
+    pub events: ParentEvents,
+    /// Metrics of the host.
+    pub metrics: Arc<Metrics>,
+    /// Counters for the Reconciler's status.
+    pub report: Arc<StatusReport>,
+    /// The namespace parents are watched in (`None`: every namespace).
+    pub scope: Option<String>,
+}
+
+/// Runs the controller of one reconciler until `shutdown` resolves.
+pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let Setup {
+        key,
+        spec,
+        kinds,
+        caller,
+        module,
+        client,
+        writer,
+        events,
+        metrics,
+        report,
+        scope,
+    } = setup;
+    let parent_resource = kinds.parent.resource.clone();
+    let parent_writer = Writer::new(parent_resource.clone());
+    let parents = parent_writer.as_reader();
+    let parent_stream = watcher(
+        apply::api_for(&client, &kinds.parent, scope.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(parent_writer)
+    .applied_objects()
+    .predicate_filter(parent_changed, Default::default());
+    let mut controller =
+        Controller::for_stream_with(parent_stream, parents.clone(), parent_resource.clone());
+
+    let own_writes = Arc::new(OwnWrites::default());
+    let child_scope = children_scope(&spec, scope.as_deref());
+    let mut children = Vec::new();
+    for kind in &kinds.children {
+        let child = ChildKind {
+            kind: kind.clone(),
+            index: Arc::new(ChildIndex::default()),
+        };
+        let stream = child_stream(&client, &key, &child, child_scope.as_deref(), &own_writes);
+        controller = controller.owns_stream_with(stream, kind.resource.clone());
+        children.push(child);
+    }
+
+    let mut related = Vec::new();
+    for (kind, selection) in &kinds.related {
+        let related_writer = Writer::new(kind.resource.clone());
+        let store = related_writer.as_reader();
+        let namespace = selection.namespace.as_deref().or(scope.as_deref());
+        let stream = watcher(
+            apply::api_for(&client, kind, namespace),
+            related_config(selection),
+        )
+        .default_backoff()
+        .reflect(related_writer)
+        .touched_objects();
+        related.push(RelatedSource {
+            kind: kind.clone(),
+            selection: selection.clone(),
+            store,
+        });
+        let mapper = parents_seeing(parents.clone(), parent_resource.clone(), kind, selection);
+        controller = controller.watches_stream_with(stream, mapper, kind.resource.clone());
+    }
+
+    let concurrency = spec
+        .max_concurrent_reconciles
+        .unwrap_or(DEFAULT_CONCURRENCY);
+    let spine = Spine {
+        key: key.clone(),
+        spec,
+        kinds,
+        caller,
+        module: module.clone(),
+        client,
+        writer,
+        children,
+        related,
+        own_writes,
+        events,
+        metrics,
+        report,
+        failures: Default::default(),
+    };
+    tracing::info!(reconciler = %key, parent = %parent_resource.kind, "controller started");
+    controller
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_all_on(module_swaps(module))
+        .graceful_shutdown_on(shutdown)
+        .run(pass::reconcile, pass::error_policy, Arc::new(spine))
+        .for_each(|result| {
+            if let Err(error) = result {
+                log_controller_error(&key, &error);
+            }
+            std::future::ready(())
+        })
+        .await;
+    tracing::info!(reconciler = %key, "controller stopped");
+}
+
+/// Which changes of a parent deserve a pass: its spec (generation), its
+/// labels and annotations, and the start of its deletion. The host's own
+/// writes (status, finalizer) change none of these.
+fn parent_changed(parent: &DynamicObject) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    parent.metadata.uid.hash(&mut hasher);
+    parent.metadata.generation.hash(&mut hasher);
+    parent
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    predicates::labels(parent).hash(&mut hasher);
+    predicates::annotations(parent).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Children are watched in the reconciler's namespace unless its policy lets
+/// them land elsewhere.
+fn children_scope(spec: &ReconcilerSpec, scope: Option<&str>) -> Option<String> {
+    let elsewhere = spec
+        .policy
+        .as_ref()
+        .is_some_and(|p| p.allowed_namespaces.is_some() || p.allow_cluster_scoped);
+    scope.filter(|_| !elsewhere).map(str::to_string)
+}
+
+/// The watch of one child kind: only this reconciler's children (by label),
+/// indexed by parent UID; the host's own writes trigger nothing.
+fn child_stream(
+    client: &kube::Client,
+    key: &ReconcilerKey,
+    child: &ChildKind,
+    namespace: Option<&str>,
+    own_writes: &Arc<OwnWrites>,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let config = watcher::Config::default().labels(&labels::children_selector(key));
+    let index = child.index.clone();
+    let own_writes = own_writes.clone();
+    watcher(apply::api_for(client, &child.kind, namespace), config)
+        .default_backoff()
+        .inspect_ok(move |event| index.apply(event))
+        .touched_objects()
+        .try_filter(move |object| std::future::ready(!own_writes.is_own(object)))
+}
+
+/// Watches only the related objects carrying the selection's labels.
+fn related_config(selection: &RelatedKind) -> watcher::Config {
+    if selection.match_labels.is_empty() {
+        return watcher::Config::default();
+    }
+    let labels = selection
+        .match_labels
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    watcher::Config::default().labels(&labels)
+}
+
+/// Maps a related object to the parents that see it: those in its
+/// namespace, or every parent when the selection names a namespace of its
+/// own or the kind is cluster-scoped.
+fn parents_seeing(
+    parents: Store<DynamicObject>,
+    resource: ApiResource,
+    kind: &Kind,
+    selection: &RelatedKind,
+) -> impl Fn(DynamicObject) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
+    let everyone = selection.namespace.is_some() || !kind.namespaced;
+    move |object| {
+        parents
+            .state()
+            .iter()
+            .filter(|parent| everyone || parent.metadata.namespace == object.metadata.namespace)
+            .map(|parent| ObjectRef::from_obj_with(parent.as_ref(), resource.clone()))
+            .collect()
+    }
+}
+
+/// One `()` per module swap.
+fn module_swaps(
+    module: watch::Receiver<Option<Arc<LoadedModule>>>,
+) -> impl Stream<Item = ()> + Send + 'static {
+    stream::unfold(module, |mut module| async move {
+        module.changed().await.ok()?;
+        Some(((), module))
+    })
+}
+
+fn log_controller_error(
+    key: &ReconcilerKey,
+    error: &controller::Error<pass::PassError, watcher::Error>,
+) {
+    match error {
+        // Already logged by the pass, with the parent's name.
+        controller::Error::ReconcilerFailed(..) => {}
+        controller::Error::ObjectNotFound(object) => {
+            tracing::debug!(reconciler = %key, parent = %object.name, "parent gone before its pass");
+        }
+        other => tracing::warn!(reconciler = %key, error = %other, "controller error"),
+    }
+}

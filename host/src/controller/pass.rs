@@ -1,0 +1,393 @@
+//! One pass for one parent: observe -> call guest -> apply -> prune ->
+//! status -> requeue, or the finalizer's path when the parent is going.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Resource;
+use kube::api::DynamicObject;
+use kube::runtime::controller::Action;
+use tokio::sync::watch;
+
+use super::apply::{self, ApplyError, Owner};
+use super::children::OwnWrites;
+use super::events::ParentEvents;
+use super::guest::GuestCaller;
+use super::kinds::Kinds;
+use super::observe::{self, ChildKind, Observation, RelatedSource};
+use super::status::{self, Readiness};
+use super::{finalizer, prune};
+use crate::crd::{ReconcilerKey, ReconcilerSpec};
+use crate::registry::StatusReport;
+use crate::render::{RenderError, Rendered};
+use crate::runtime::LoadedModule;
+use crate::telemetry::{Metrics, Outcome};
+
+/// How long to wait before asking a guest that is not done finalizing again,
+/// when it did not say.
+const FINALIZE_RETRY: Duration = Duration::from_secs(5);
+/// First delay after a retryable failure; doubles per consecutive failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest delay after repeated failures.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Everything the passes of one reconciler share.
+pub struct Spine {
+    /// Which reconciler.
+    pub key: ReconcilerKey,
+    /// Its spec.
+    pub spec: ReconcilerSpec,
+    /// Its resolved kinds.
+    pub kinds: Kinds,
+    /// Calls the guest.
+    pub caller: GuestCaller,
+    /// The module serving now (swapped on hot reload).
+    pub module: watch::Receiver<Option<Arc<LoadedModule>>>,
+    /// The host's own client: parent status, finalizers, events.
+    pub client: kube::Client,
+    /// The client children are written with (impersonating the
+    /// reconciler's ServiceAccount when it names one).
+    pub writer: kube::Client,
+    /// Child kinds and their indexes.
+    pub children: Vec<ChildKind>,
+    /// Related kinds and their caches.
+    pub related: Vec<RelatedSource>,
+    /// Writes whose watch events must not trigger another pass.
+    pub own_writes: Arc<OwnWrites>,
+    /// Events on parents.
+    pub events: ParentEvents,
+    /// Metrics of the host.
+    pub metrics: Arc<Metrics>,
+    /// Counters for the Reconciler's status.
+    pub report: Arc<StatusReport>,
+    /// Consecutive retryable failures per parent UID.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+/// Why a pass failed in a way worth retrying with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The guest failed with a retryable error.
+    #[error(transparent)]
+    Guest(RenderError),
+    /// The API server refused a child.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Another API call failed (status, finalizer).
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// The policy allowed a kind the host does not watch as a child.
+    #[error(
+        "child kind {0} is allowed by the policy but not listed in spec.children, so the host cannot track it"
+    )]
+    KindNotWatched(String),
+    /// The guest's `finalize` failed.
+    #[error("finalize failed: {0}")]
+    Finalize(crate::runtime::CallError),
+}
+
+impl PassError {
+    /// UpperCamelCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Guest(error) => error.reason(),
+            Self::Apply(ApplyError {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 403 => "ApplyForbidden",
+            Self::Apply(_) => "ApplyFailed",
+            Self::Api(_) => "ApiError",
+            Self::KindNotWatched(_) => "KindNotWatched",
+            Self::Finalize(error) => error.reason(),
+        }
+    }
+}
+
+/// The controller's reconcile function: one pass, timed and counted.
+pub async fn reconcile(parent: Arc<DynamicObject>, spine: Arc<Spine>) -> Result<Action, PassError> {
+    let started = Instant::now();
+    let name = display_name(&parent);
+    let result = pass(&parent, &spine).await;
+    let label = spine.key.label_value();
+    let outcome = match &result {
+        Ok(_) => Outcome::Success,
+        Err(error) => {
+            tracing::warn!(reconciler = %spine.key, parent = %name, reason = error.reason(), %error, "pass failed, will retry");
+            Outcome::Error
+        }
+    };
+    spine
+        .metrics
+        .reconcile_finished(&label, outcome, started.elapsed());
+    result
+}
+
+/// The controller's error policy: exponential backoff per parent.
+pub fn error_policy(parent: Arc<DynamicObject>, _error: &PassError, spine: Arc<Spine>) -> Action {
+    let uid = parent.metadata.uid.clone().unwrap_or_default();
+    let mut failures = spine.failures.lock().expect("failures lock");
+    let count = failures.entry(uid).or_default();
+    *count = count.saturating_add(1);
+    Action::requeue(backoff(*count))
+}
+
+fn backoff(failures: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(BACKOFF_MAX)
+}
+
+async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError> {
+    for child in &spine.children {
+        child.index.ready().await;
+    }
+    for related in &spine.related {
+        // The writer lives in the controller's streams as long as the spine.
+        let _ = related.store.wait_until_ready().await;
+    }
+    let Some(module) = spine.module.borrow().clone() else {
+        // The controller starts only once a module is loaded; never reached.
+        return Ok(Action::requeue(FINALIZE_RETRY));
+    };
+    if finalizer::deleting(parent) {
+        if spine.spec.finalizer && finalizer::has(parent) {
+            return finalize(parent, spine, module).await;
+        }
+        return Ok(Action::await_change());
+    }
+    if spine.spec.finalizer {
+        finalizer::add(&spine.client, &spine.kinds.parent, parent).await?;
+    }
+    let observation = observe::observe(
+        parent,
+        &spine.children,
+        &spine.related,
+        spine.spec.config.as_ref(),
+    );
+    let children = observation.children;
+    match spine.caller.reconcile(module, observation.observed).await {
+        Ok(rendered) => converge(parent, spine, &children, rendered).await,
+        Err(error) => guest_failed(parent, spine, error).await,
+    }
+}
+
+/// Applies, prunes and reports a successful answer.
+async fn converge(
+    parent: &DynamicObject,
+    spine: &Spine,
+    observed: &[Vec<Arc<DynamicObject>>],
+    rendered: Rendered,
+) -> Result<Action, PassError> {
+    let reference = parent.object_ref(&spine.kinds.parent.resource);
+    spine.events.guest(&reference, &rendered.events).await;
+    if let Err(error) = write_children(parent, spine, observed, &rendered.children).await {
+        report_failure(parent, spine, error.reason(), &error.to_string()).await;
+        return Err(error);
+    }
+    let readiness = Readiness::reconciled(rendered.children.len());
+    write_status(parent, spine, rendered.status.as_ref(), &readiness).await?;
+    spine.report.succeeded();
+    spine
+        .failures
+        .lock()
+        .expect("failures lock")
+        .remove(parent.metadata.uid.as_deref().unwrap_or_default());
+    Ok(match rendered.requeue_after_ms {
+        Some(ms) => Action::requeue(Duration::from_millis(ms)),
+        None => resync(spine),
+    })
+}
+
+/// Applies every desired child that differs from what is observed, then
+/// deletes the observed children no longer desired.
+async fn write_children(
+    parent: &DynamicObject,
+    spine: &Spine,
+    observed: &[Vec<Arc<DynamicObject>>],
+    desired: &[serde_json::Value],
+) -> Result<(), PassError> {
+    let owner = Owner {
+        parent,
+        kind: &spine.kinds.parent,
+        key: &spine.key,
+    };
+    let manager = spine.key.field_manager();
+    for child in desired {
+        let position = spine
+            .children
+            .iter()
+            .position(|c| {
+                c.kind.resource.api_version == child["apiVersion"]
+                    && c.kind.resource.kind == child["kind"]
+            })
+            .ok_or_else(|| PassError::KindNotWatched(type_of(child)))?;
+        let kind = &spine.children[position].kind;
+        let mut child = child.clone();
+        apply::stamp(&mut child, kind, &owner);
+        let name = child["metadata"]["name"].as_str();
+        let namespace = child["metadata"]["namespace"].as_str();
+        let current = observed[position].iter().any(|o| {
+            o.metadata.name.as_deref() == name
+                && o.metadata.namespace.as_deref() == namespace
+                && apply::is_current(o, &child)
+        });
+        if !current {
+            let applied = apply::apply(&spine.writer, kind, &child, &manager).await?;
+            spine.own_writes.record(&applied);
+        }
+    }
+    for (child, observed) in spine.children.iter().zip(observed) {
+        let parent_kind = &spine.kinds.parent;
+        for stale in prune::stale(
+            &child.kind,
+            observed,
+            desired,
+            &spine.key,
+            parent,
+            parent_kind,
+        ) {
+            prune::delete(&spine.writer, &child.kind, stale).await?;
+            tracing::info!(reconciler = %spine.key, parent = %display_name(parent), child = ?stale.metadata.name, "pruned a child no longer desired");
+        }
+    }
+    Ok(())
+}
+
+/// Reports a guest failure on the parent; retries only what may succeed
+/// unchanged.
+async fn guest_failed(
+    parent: &DynamicObject,
+    spine: &Spine,
+    error: RenderError,
+) -> Result<Action, PassError> {
+    report_failure(parent, spine, error.reason(), &error.to_string()).await;
+    let retryable = matches!(&error, RenderError::Call(call) if call.is_retryable());
+    if retryable {
+        Err(PassError::Guest(error))
+    } else {
+        tracing::warn!(reconciler = %spine.key, parent = %display_name(parent), reason = error.reason(), %error, "guest answer refused; waiting for the parent or module to change");
+        Ok(resync(spine))
+    }
+}
+
+/// Records a failed pass in the parent's status, an event, metrics and the
+/// Reconciler's status.
+async fn report_failure(parent: &DynamicObject, spine: &Spine, reason: &str, message: &str) {
+    let reference = parent.object_ref(&spine.kinds.parent.resource);
+    spine.events.failure(&reference, reason, message).await;
+    spine.metrics.error(&spine.key.label_value(), reason);
+    spine.report.failed(&display_name(parent), message);
+    let readiness = Readiness::failed(reason, message);
+    if let Err(error) = write_status(parent, spine, None, &readiness).await {
+        tracing::warn!(reconciler = %spine.key, parent = %display_name(parent), %error, "could not write the parent's status");
+    }
+}
+
+async fn write_status(
+    parent: &DynamicObject,
+    spine: &Spine,
+    guest: Option<&serde_json::Value>,
+    readiness: &Readiness,
+) -> Result<(), kube::Error> {
+    if !spine.kinds.parent.has_status {
+        return Ok(());
+    }
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .expect("rounding a timestamp to seconds")
+        .to_string();
+    let desired = status::desired_status(parent, guest, readiness, &now);
+    status::write(
+        &spine.client,
+        &spine.kinds.parent,
+        parent,
+        desired,
+        &spine.key.field_manager(),
+    )
+    .await
+    .map(drop)
+}
+
+/// The finalizer's path: call `finalize` until done, then delete the
+/// children and remove the finalizer.
+async fn finalize(
+    parent: &DynamicObject,
+    spine: &Spine,
+    module: Arc<LoadedModule>,
+) -> Result<Action, PassError> {
+    let Observation { observed, children } = observe::observe(
+        parent,
+        &spine.children,
+        &spine.related,
+        spine.spec.config.as_ref(),
+    );
+    let reference = parent.object_ref(&spine.kinds.parent.resource);
+    let finalized = match spine.caller.finalize(module, observed).await {
+        Ok(finalized) => finalized,
+        Err(error) => {
+            report_failure(parent, spine, error.reason(), &error.to_string()).await;
+            return Err(PassError::Finalize(error));
+        }
+    };
+    spine.events.guest(&reference, &finalized.events).await;
+    if !finalized.done {
+        return Ok(Action::requeue(
+            finalized.requeue_after.unwrap_or(FINALIZE_RETRY),
+        ));
+    }
+    write_children(parent, spine, &children, &[]).await?;
+    finalizer::remove(&spine.client, &spine.kinds.parent, parent).await?;
+    spine
+        .events
+        .normal(
+            &reference,
+            "Finalize",
+            "Finalized",
+            "finalize answered done; children deleted and finalizer removed",
+        )
+        .await;
+    Ok(Action::await_change())
+}
+
+/// Every parent is reconciled again after this long unless the Reconciler
+/// says otherwise (`spec.resyncSeconds`; 0 turns resync off).
+const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
+
+fn resync(spine: &Spine) -> Action {
+    match spine.spec.resync_seconds {
+        Some(0) => Action::await_change(),
+        Some(seconds) => Action::requeue(Duration::from_secs(seconds.into())),
+        None => Action::requeue(DEFAULT_RESYNC),
+    }
+}
+
+fn type_of(child: &serde_json::Value) -> String {
+    format!(
+        "{}/{}",
+        child["apiVersion"].as_str().unwrap_or_default(),
+        child["kind"].as_str().unwrap_or_default()
+    )
+}
+
+/// `namespace/name` of an object.
+pub fn display_name(object: &DynamicObject) -> String {
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    match &object.metadata.namespace {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_five_minutes() {
+        let delays: Vec<u64> = [1, 2, 3, 4, 9, 10, 40]
+            .map(|n| backoff(n).as_secs())
+            .to_vec();
+        assert_eq!(delays, [1, 2, 4, 8, 256, 300, 300]);
+    }
+}

@@ -1,0 +1,392 @@
+//! What the operator scenarios share: a namespace with the example CRDs, a
+//! host serving it, modules uploaded as ConfigMaps, and typed waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery;
+use serde_json::{Value, json};
+use sous::runtime::Digest;
+use sous_tests::envtest::{self, TestCluster};
+use sous_tests::fixtures::{MYAPP_CRD, MYAPP_CRD_NAME};
+use sous_tests::host::{self, TestHost};
+
+use crate::Env;
+
+/// How long any convergence may take before a scenario fails.
+pub const CONVERGE: Duration = Duration::from_secs(60);
+
+/// Field manager of the test's own writes (the "user").
+const USER: &str = "e2e-user";
+
+/// A scenario's namespace and client.
+pub struct World {
+    /// Admin client.
+    pub client: kube::Client,
+    /// The scenario's namespace.
+    pub ns: String,
+    /// The control plane.
+    pub cluster: Arc<TestCluster>,
+    config: kube::Config,
+}
+
+impl World {
+    /// The trial's namespace, with the MyApp, Hostile and Sous CRDs installed.
+    pub async fn new(env: Env) -> Self {
+        let hostile_crd = std::fs::read_to_string(
+            sous_tests::guests::repo_root().join("tests/fixtures/hostile-crd.yaml"),
+        )
+        .expect("reading the Hostile CRD fixture");
+        let sous_crds = sous::crd::definitions_yaml().expect("the Sous CRDs");
+        for yaml in [MYAPP_CRD, hostile_crd.as_str(), sous_crds.as_str()] {
+            envtest::apply_yaml(&env.client, yaml, None)
+                .await
+                .expect("installing CRDs");
+        }
+        for name in [
+            MYAPP_CRD_NAME,
+            "hostiles.example.sous.dev",
+            "reconcilers.sous.dev",
+            "clusterreconcilers.sous.dev",
+        ] {
+            envtest::wait_crd_established(&env.client, name).await;
+        }
+        Self {
+            client: env.client,
+            ns: env.namespace,
+            config: env.cluster.config(),
+            cluster: env.cluster,
+        }
+    }
+
+    /// Starts a host serving this namespace.
+    pub fn host(&self, identity: &str) -> TestHost {
+        TestHost::start(self.config.clone(), host::options(&self.ns, identity, None))
+    }
+
+    /// The admin configuration (for hosts with custom options).
+    pub fn config(&self) -> kube::Config {
+        self.config.clone()
+    }
+
+    /// Uploads `module` as ConfigMaps (compressed, split as `sous push`
+    /// would) and returns the `spec.module` pointing at them.
+    pub async fn upload(&self, name: &str, module: &[u8]) -> Value {
+        let parts = sous::source::pack(module, sous::source::MAX_PART_BYTES);
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut refs = Vec::new();
+        for (index, part) in parts.into_iter().enumerate() {
+            let map_name = format!("{name}-part-{index}");
+            let map = ConfigMap {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(map_name.clone()),
+                    ..Default::default()
+                },
+                binary_data: Some([("module".to_string(), ByteString(part))].into()),
+                ..Default::default()
+            };
+            api.patch(
+                &map_name,
+                &PatchParams::apply(USER).force(),
+                &Patch::Apply(&map),
+            )
+            .await
+            .expect("uploading a module part");
+            refs.push(json!({"name": map_name, "key": "module"}));
+        }
+        json!({"parts": refs})
+    }
+
+    /// Replaces the bytes of a one-part upload in place (a hot reload).
+    pub async fn overwrite(&self, config_map: &str, bytes: Vec<u8>) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
+        let patch = json!({"binaryData": {"module": ByteString(bytes)}});
+        api.patch(config_map, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("overwriting a module ConfigMap");
+    }
+
+    /// Applies a Reconciler named `name` with `spec`.
+    pub async fn reconciler(&self, name: &str, spec: Value) {
+        self.apply(json!({
+            "apiVersion": "sous.dev/v1alpha1", "kind": "Reconciler",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .await;
+    }
+
+    /// Server-side applies `object` in this namespace as the user.
+    pub async fn apply(&self, object: Value) -> DynamicObject {
+        let api = self
+            .api(
+                object["apiVersion"].as_str().unwrap(),
+                object["kind"].as_str().unwrap(),
+            )
+            .await;
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(
+            &name,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"))
+    }
+
+    /// A merge patch as the user.
+    pub async fn merge(&self, api_version: &str, kind: &str, name: &str, patch: Value) {
+        self.api(api_version, kind)
+            .await
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patching {kind} {name}: {e}"));
+    }
+
+    /// Deletes an object (no error if absent).
+    pub async fn delete(&self, api_version: &str, kind: &str, name: &str) {
+        let _ = self
+            .api(api_version, kind)
+            .await
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+
+    /// The object, if it exists.
+    pub async fn get(&self, api_version: &str, kind: &str, name: &str) -> Option<DynamicObject> {
+        self.api(api_version, kind)
+            .await
+            .get_opt(name)
+            .await
+            .expect("reading an object")
+    }
+
+    /// Every object of a kind in the namespace.
+    pub async fn list(&self, api_version: &str, kind: &str) -> Vec<DynamicObject> {
+        self.api(api_version, kind)
+            .await
+            .list(&Default::default())
+            .await
+            .expect("listing objects")
+            .items
+    }
+
+    /// The API of a kind in this namespace (or cluster-wide when cluster-scoped).
+    pub async fn api(&self, api_version: &str, kind: &str) -> Api<DynamicObject> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (resource, capabilities) =
+            discovery::pinned_kind(&self.client, &GroupVersionKind::gvk(group, version, kind))
+                .await
+                .expect("discovering a kind");
+        match capabilities.scope {
+            discovery::Scope::Namespaced => {
+                Api::namespaced_with(self.client.clone(), &self.ns, &resource)
+            }
+            discovery::Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    /// Waits until `check` holds for the object, returning it.
+    pub async fn wait_object(
+        &self,
+        what: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        check: impl Fn(&DynamicObject) -> bool,
+    ) -> DynamicObject {
+        let api = self.api(api_version, kind).await;
+        envtest::wait_for(what, CONVERGE, || {
+            let api = api.clone();
+            let check = &check;
+            async move {
+                match api.get_opt(name).await {
+                    Ok(Some(object)) if check(&object) => Ok(object),
+                    Ok(Some(object)) => Err(format!("{:?}", object.data.get("status"))),
+                    Ok(None) => Err("absent".to_string()),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until the object does not exist.
+    pub async fn wait_gone(&self, what: &str, api_version: &str, kind: &str, name: &str) {
+        let api = self.api(api_version, kind).await;
+        envtest::wait_for(what, CONVERGE, || {
+            let api = api.clone();
+            async move {
+                match api.get_opt(name).await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(object)) => Err(format!(
+                        "still there: {:?}",
+                        object.metadata.deletion_timestamp
+                    )),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits until a parent's `Ready` condition has `status` (and, when
+    /// given, `reason`), for its current generation.
+    pub async fn wait_parent(
+        &self,
+        kind: &str,
+        name: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> DynamicObject {
+        let what = format!("{kind} {name} Ready={status} {}", reason.unwrap_or(""));
+        self.wait_object(&what, "example.sous.dev/v1", kind, name, |parent| {
+            condition_is(parent, "Ready", status, reason)
+                && parent.data["status"]["observedGeneration"] == json!(parent.metadata.generation)
+        })
+        .await
+    }
+
+    /// Waits until the Reconciler serves `module` (`ModuleReady` and its digest).
+    pub async fn wait_digest(&self, name: &str, module: &[u8]) -> DynamicObject {
+        let wanted = digest(module);
+        self.wait_object(
+            &format!("Reconciler {name} serving sha256:{wanted}"),
+            "sous.dev/v1alpha1",
+            "Reconciler",
+            name,
+            |reconciler| {
+                reconciler.data["status"]["moduleDigest"] == wanted.as_str()
+                    && condition_is(reconciler, "ModuleReady", "True", Some("Loaded"))
+            },
+        )
+        .await
+    }
+
+    /// Waits until the Reconciler's condition `type_` has `status` (and reason).
+    pub async fn wait_reconciler(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> DynamicObject {
+        let what = format!(
+            "Reconciler {name} {type_}={status} {}",
+            reason.unwrap_or("")
+        );
+        self.wait_object(
+            &what,
+            "sous.dev/v1alpha1",
+            "Reconciler",
+            name,
+            |reconciler| condition_is(reconciler, type_, status, reason),
+        )
+        .await
+    }
+}
+
+/// Whether `object` has condition `type_` with `status` (and `reason`).
+pub fn condition_is(
+    object: &DynamicObject,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> bool {
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c["type"] == type_ && c["status"] == status && reason.is_none_or(|r| c["reason"] == r)
+        })
+}
+
+/// The message of condition `type_`.
+pub fn condition_message(object: &DynamicObject, type_: &str) -> String {
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A MyApp parent.
+pub fn my_app(name: &str, replicas: u32) -> Value {
+    json!({
+        "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
+        "metadata": {"name": name},
+        "spec": {"image": "nginx:1.27", "replicas": replicas, "port": 8080},
+    })
+}
+
+/// A Hostile parent with `attack` (and extra spec fields).
+pub fn hostile(name: &str, attack: &str, extra: Value) -> Value {
+    let mut spec = json!({"attack": attack});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "example.sous.dev/v1", "kind": "Hostile",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// The spec of a MyApp Reconciler using `module`.
+pub fn my_app_reconciler(module: Value) -> Value {
+    json!({
+        "parent": {"apiVersion": "example.sous.dev/v1", "kind": "MyApp"},
+        "children": [
+            {"apiVersion": "apps/v1", "kind": "Deployment"},
+            {"apiVersion": "v1", "kind": "Service"},
+        ],
+        "module": module,
+    })
+}
+
+/// The sha256 of a module, as the Reconciler's status reports it.
+pub fn digest(module: &[u8]) -> String {
+    Digest::of(module).to_string()
+}
+
+/// `module` with a custom section of `size` incompressible bytes appended:
+/// still the same component to wasmtime, but too big for one ConfigMap.
+pub fn padded(module: &[u8], size: usize) -> Vec<u8> {
+    let name = b"sous-e2e-padding";
+    let mut payload = Vec::with_capacity(size + name.len() + 1);
+    leb128(&mut payload, name.len());
+    payload.extend_from_slice(name);
+    // xorshift: cheap bytes that zstd cannot shrink.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    payload.extend((0..size).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state.to_le_bytes()[0]
+    }));
+    let mut padded = module.to_vec();
+    padded.push(0);
+    leb128(&mut padded, payload.len());
+    padded.extend(payload);
+    padded
+}
+
+fn leb128(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
