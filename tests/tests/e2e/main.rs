@@ -63,6 +63,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::missing_parent_kind_is_retried),
         scenario!(operator::steady_state_costs_no_calls),
         scenario!(operator::hundred_parents),
+        scenario!(operator::push_uploads_and_switches_modules),
     ]
 }
 

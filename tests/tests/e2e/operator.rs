@@ -9,7 +9,8 @@ use sous_tests::guests::guest_bytes;
 
 use crate::Env;
 use crate::support::{
-    CONVERGE, World, condition_is, condition_message, digest, hostile, my_app, my_app_reconciler,
+    CONVERGE, World, condition_is, condition_message, digest, hostile, http_get, my_app,
+    my_app_reconciler,
 };
 
 /// CRD + module + Reconciler + MyApp -> owned, labelled Deployment and
@@ -20,7 +21,7 @@ pub async fn my_app_converges(env: Env) -> anyhow::Result<()> {
     let module = guest_bytes("my_app");
     let source = world.upload("my-app", &module).await;
     world.reconciler("my-app", my_app_reconciler(source)).await;
-    let _host = world.host("converge");
+    let (_host, endpoints) = world.host_with_endpoints("converge");
     let reconciler = world
         .wait_reconciler("my-app", "Ready", "True", Some("Running"))
         .await;
@@ -73,6 +74,25 @@ pub async fn my_app_converges(env: Env) -> anyhow::Result<()> {
         deployment.data["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.27"
     );
+    // The endpoints report it.
+    assert_eq!(http_get(endpoints, "/healthz").await.0, 200);
+    assert_eq!(http_get(endpoints, "/readyz").await.0, 200);
+    let (status, metrics) = http_get(endpoints, "/metrics").await;
+    assert_eq!(status, 200);
+    let label = format!("reconciler=\"{}.my-app\"", world.ns);
+    for series in [
+        "sous_reconciles_total",
+        "sous_guest_call_duration_seconds_count",
+        "sous_reconcile_duration_seconds_count",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(series) && l.contains(&label)),
+            "{series} for {label} in:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("sous_modules_loaded 1"), "{metrics}");
     Ok(())
 }
 
@@ -710,5 +730,70 @@ pub async fn one_leader_among_two_hosts(env: Env) -> anyhow::Result<()> {
         takeover.as_millis()
     );
     drop(survivor);
+    Ok(())
+}
+
+/// `sous push` uploads a module and applies its Reconciler; pushing another
+/// module switches every parent to it without restarting the reconciler,
+/// and the old parts are deleted.
+pub async fn push_uploads_and_switches_modules(env: Env) -> anyhow::Result<()> {
+    let kubeconfig = env.cluster.kubeconfig_path().to_path_buf();
+    let world = World::new(env).await;
+    let push = |module: &str| {
+        let output = sous_tests::cli::sous()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["push", "--name", "my-app", "--namespace", &world.ns])
+            .args([
+                "--module",
+                &sous_tests::guests::guest(module).to_string_lossy(),
+            ])
+            .args(["--parent-kind", "example.sous.dev/v1/MyApp"])
+            .args([
+                "--child-kind",
+                "apps/v1/Deployment",
+                "--child-kind",
+                "v1/Service",
+                "--child-kind",
+                "v1/ConfigMap",
+            ])
+            .output()
+            .expect("running sous push");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    push("my_app");
+    let _host = world.host("push");
+    world.wait_digest("my-app", &guest_bytes("my_app")).await;
+    world.apply(my_app("web", 1)).await;
+    world.wait_parent("MyApp", "web", "True", None).await;
+    let parts_before = world.list("v1", "ConfigMap").await.len();
+
+    push("hostile");
+    world.wait_digest("my-app", &guest_bytes("hostile")).await;
+    world
+        .wait_object(
+            "the new module's output",
+            "v1",
+            "ConfigMap",
+            "web-0",
+            |_| true,
+        )
+        .await;
+    world
+        .wait_gone("the old module's output", "apps/v1", "Deployment", "web")
+        .await;
+    let reconciler = world
+        .get("sous.dev/v1alpha1", "Reconciler", "my-app")
+        .await
+        .unwrap();
+    assert_eq!(
+        reconciler.data["spec"]["module"]["sha256"],
+        digest(&guest_bytes("hostile"))
+    );
+    // One part each time: the old one was replaced, not kept; plus web-0.
+    assert_eq!(world.list("v1", "ConfigMap").await.len(), parts_before + 1);
     Ok(())
 }

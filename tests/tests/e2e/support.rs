@@ -1,6 +1,7 @@
 //! What the operator scenarios share: a namespace with the example CRDs, a
 //! host serving it, modules uploaded as ConfigMaps, and typed waits.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,17 @@ impl World {
     /// Starts a host serving this namespace.
     pub fn host(&self, identity: &str) -> TestHost {
         TestHost::start(self.config.clone(), host::options(&self.ns, identity, None))
+    }
+
+    /// Starts a host serving this namespace with `/healthz`, `/readyz` and
+    /// `/metrics` on a free loopback port, returned with it.
+    pub fn host_with_endpoints(&self, identity: &str) -> (TestHost, SocketAddr) {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port");
+        let mut options = host::options(&self.ns, identity, None);
+        options.health_addr = Some(addr);
+        (TestHost::start(self.config.clone(), options), addr)
     }
 
     /// The admin configuration (for hosts with custom options).
@@ -389,4 +401,32 @@ fn leb128(out: &mut Vec<u8>, mut value: usize) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// `GET path` on a host's endpoint: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to the host's endpoint");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("sending a request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("reading the response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (status, body.to_string())
 }
