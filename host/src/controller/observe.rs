@@ -129,4 +129,49 @@ mod tests {
         assert_eq!(observation.children[0].len(), 1);
         assert_eq!(observation.observed.config.unwrap()["tier"], "gold");
     }
+
+    #[test]
+    fn related_objects_are_those_of_the_parents_namespace_unless_one_is_named() {
+        let resource = kube::api::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        ));
+        let mut writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+        for (name, namespace) in [("here", "shop"), ("there", "other"), ("shared", "platform")] {
+            writer.apply_watcher_event(&Event::Apply(object(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace},
+            }))));
+        }
+        let kind = Kind {
+            resource,
+            namespaced: true,
+            has_status: true,
+        };
+        let source = |namespace: Option<&str>| RelatedSource {
+            kind: kind.clone(),
+            selection: RelatedKind {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: namespace.map(str::to_string),
+                match_labels: Default::default(),
+            },
+            store: writer.as_reader(),
+        };
+        let parent = object(json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "ImagePolicy",
+            "metadata": {"name": "p", "namespace": "shop", "uid": "p1"},
+        }));
+        let names = |related: &[RelatedSource]| -> Vec<Value> {
+            observe(&parent, &[], related, None)
+                .observed
+                .related
+                .iter()
+                .map(|o| o["metadata"]["name"].clone())
+                .collect()
+        };
+        assert_eq!(names(&[source(None)]), [json!("here")]);
+        assert_eq!(names(&[source(Some("platform"))]), [json!("shared")]);
+    }
 }
