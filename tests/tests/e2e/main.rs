@@ -89,6 +89,13 @@ struct Scenario {
 
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
+    // The in-process hosts log like `sous run` when SOUS_LOG is set.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SOUS_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if let Some(reason) = TestCluster::skip_reason() {
         println!("e2e: skipped: {reason}");
         return ExitCode::SUCCESS;

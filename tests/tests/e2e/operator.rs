@@ -77,22 +77,29 @@ pub async fn my_app_converges(env: Env) -> anyhow::Result<()> {
     // The endpoints report it.
     assert_eq!(http_get(endpoints, "/healthz").await.0, 200);
     assert_eq!(http_get(endpoints, "/readyz").await.0, 200);
-    let (status, metrics) = http_get(endpoints, "/metrics").await;
-    assert_eq!(status, 200);
     let label = format!("reconciler=\"{}.my-app\"", world.ns);
-    for series in [
-        "sous_reconciles_total",
-        "sous_guest_call_duration_seconds_count",
-        "sous_reconcile_duration_seconds_count",
-    ] {
-        assert!(
-            metrics
+    // The pass records its metrics just after it writes the status.
+    envtest::wait_for("the pass in /metrics", CONVERGE, || async {
+        let (status, metrics) = http_get(endpoints, "/metrics").await;
+        let missing: Vec<_> = [
+            "sous_reconciles_total",
+            "sous_guest_call_duration_seconds_count",
+            "sous_reconcile_duration_seconds_count",
+        ]
+        .into_iter()
+        .filter(|series| {
+            !metrics
                 .lines()
-                .any(|l| l.starts_with(series) && l.contains(&label)),
-            "{series} for {label} in:\n{metrics}"
-        );
-    }
-    assert!(metrics.contains("sous_modules_loaded 1"), "{metrics}");
+                .any(|l| l.starts_with(series) && l.contains(&label))
+        })
+        .collect();
+        if status == 200 && missing.is_empty() && metrics.contains("sous_modules_loaded 1") {
+            Ok(())
+        } else {
+            Err(format!("{status}, missing {missing:?} in:\n{metrics}"))
+        }
+    })
+    .await;
     Ok(())
 }
 
