@@ -40,18 +40,28 @@ async fn install_and_converge(env: Env, mode: &str) -> anyhow::Result<()> {
     // The release is named after the namespace: its cluster-wide RBAC objects
     // must not collide with another trial's.
     let release = world.ns.clone();
-    let output = Command::new(&helm)
-        .args(["install", &release])
-        .arg(chart::dir())
-        .args(["--namespace", &world.ns, "--kubeconfig"])
-        .arg(world.cluster.kubeconfig_path())
-        .args(["--set-json", &format!("rbac.mode={}", json!(mode))])
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "helm install failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let helm_run = |args: &[&str]| -> anyhow::Result<()> {
+        let output = Command::new(&helm)
+            .args(args)
+            .args(["--namespace", &world.ns, "--kubeconfig"])
+            .arg(world.cluster.kubeconfig_path())
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "helm {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    let chart_dir = chart::dir();
+    let mode_value = format!("rbac.mode={}", json!(mode));
+    helm_run(&[
+        "install",
+        &release,
+        chart_dir.to_str().unwrap(),
+        "--set-json",
+        &mode_value,
+    ])?;
 
     let account = format!("system:serviceaccount:{}:{release}-sous", world.ns);
     let own_group = format!("system:serviceaccounts:{}", world.ns);
@@ -104,7 +114,8 @@ async fn install_and_converge(env: Env, mode: &str) -> anyhow::Result<()> {
             .await;
         assert_forbidden(refused.map(drop), "creating a Job (not a listed kind)");
     }
-    Ok(())
+    // The release's cluster-wide objects go with it.
+    helm_run(&["uninstall", &release])
 }
 
 fn assert_forbidden(result: kube::Result<()>, what: &str) {
