@@ -132,19 +132,26 @@ enum Source {
 
 /// Runs every declared reconciler until `shutdown` resolves, then stops them all.
 pub async fn run(host: Arc<Host>, shutdown: impl Future<Output = ()>) {
-    let namespaced = watcher(
-        Api::<Reconciler>::all(host.client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .map(|event| (Source::Namespaced, event.map(declared)));
-    let cluster = watcher(
-        Api::<ClusterReconciler>::all(host.client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .map(|event| (Source::Cluster, event.map(declared)));
-    let mut events = stream::select(namespaced.boxed(), cluster.boxed());
+    // Restricted to one namespace: only its Reconcilers, no ClusterReconciler.
+    let reconcilers = match &host.watch_namespace {
+        Some(namespace) => Api::<Reconciler>::namespaced(host.client.clone(), namespace),
+        None => Api::all(host.client.clone()),
+    };
+    let namespaced = watcher(reconcilers, watcher::Config::default())
+        .default_backoff()
+        .map(|event| (Source::Namespaced, event.map(declared)))
+        .boxed();
+    let mut events = if host.watch_namespace.is_some() {
+        namespaced
+    } else {
+        let cluster = watcher(
+            Api::<ClusterReconciler>::all(host.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|event| (Source::Cluster, event.map(declared)));
+        stream::select(namespaced, cluster.boxed()).boxed()
+    };
     let mut running: HashMap<ReconcilerKey, Instance> = HashMap::new();
     let mut listing: HashMap<Source, HashSet<ReconcilerKey>> = HashMap::new();
     tokio::pin!(shutdown);
