@@ -82,12 +82,10 @@ impl Host {
         };
         let namespace = key.namespace.as_deref().unwrap_or(&self.namespace);
         let mut config = self.config.clone();
+        // No impersonated groups: for a ServiceAccount user the apiserver adds
+        // its groups itself, and impersonating groups would need the
+        // `impersonate groups` permission, which reaches `system:masters`.
         config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
-        config.auth_info.impersonate_groups = Some(vec![
-            "system:serviceaccounts".into(),
-            format!("system:serviceaccounts:{namespace}"),
-            "system:authenticated".into(),
-        ]);
         kube::Client::try_from(config)
     }
 }

@@ -7,6 +7,7 @@
 //! why and passes.
 
 mod harness_smoke;
+mod install;
 mod operator;
 mod support;
 
@@ -64,6 +65,8 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::steady_state_costs_no_calls),
         scenario!(operator::hundred_parents),
         scenario!(operator::push_uploads_and_switches_modules),
+        scenario!(install::broad),
+        scenario!(install::least_privilege),
     ]
 }
 
