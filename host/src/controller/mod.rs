@@ -75,20 +75,16 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         key,
         spec,
         kinds,
-        caller,
-        module,
         client,
-        writer,
-        events,
-        metrics,
-        report,
+        module,
         scope,
-    } = setup;
+        ..
+    } = &setup;
     let parent_resource = kinds.parent.resource.clone();
     let parent_writer = Writer::new(parent_resource.clone());
     let parents = parent_writer.as_reader();
     let parent_stream = watcher(
-        apply::api_for(&client, &kinds.parent, scope.as_deref()),
+        apply::api_for(client, &kinds.parent, scope.as_deref()),
         watcher::Config::default(),
     )
     .default_backoff()
@@ -99,14 +95,14 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         Controller::for_stream_with(parent_stream, parents.clone(), parent_resource.clone());
 
     let own_writes = Arc::new(OwnWrites::default());
-    let child_scope = children_scope(&spec, scope.as_deref());
+    let child_scope = children_scope(spec, scope.as_deref());
     let mut children = Vec::new();
     for kind in &kinds.children {
         let child = ChildKind {
             kind: kind.clone(),
             index: Arc::new(ChildIndex::default()),
         };
-        let stream = child_stream(&client, &key, &child, child_scope.as_deref(), &own_writes);
+        let stream = child_stream(client, key, &child, child_scope.as_deref(), &own_writes);
         controller = controller.owns_stream_with(stream, kind.resource.clone());
         children.push(child);
     }
@@ -117,7 +113,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         let store = related_writer.as_reader();
         let namespace = selection.namespace.as_deref().or(scope.as_deref());
         let stream = watcher(
-            apply::api_for(&client, kind, namespace),
+            apply::api_for(client, kind, namespace),
             related_config(selection),
         )
         .default_backoff()
@@ -135,26 +131,18 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
     let concurrency = spec
         .max_concurrent_reconciles
         .unwrap_or(DEFAULT_CONCURRENCY);
+    let (key, module_swapped) = (key.clone(), module_swaps(module.clone()));
     let spine = Spine {
-        key: key.clone(),
-        spec,
-        kinds,
-        caller,
-        module: module.clone(),
-        client,
-        writer,
+        setup,
         children,
         related,
         own_writes,
-        events,
-        metrics,
-        report,
         failures: Default::default(),
     };
     tracing::info!(reconciler = %key, parent = %parent_resource.kind, "controller started");
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
-        .reconcile_all_on(module_swaps(module))
+        .reconcile_all_on(module_swapped)
         .graceful_shutdown_on(shutdown)
         .run(pass::reconcile, pass::error_policy, Arc::new(spine))
         .for_each(|result| {

@@ -8,21 +8,16 @@ use std::time::{Duration, Instant};
 use kube::Resource;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use tokio::sync::watch;
 
+use super::Setup;
 use super::apply::{self, ApplyError, Owner};
 use super::children::OwnWrites;
-use super::events::ParentEvents;
-use super::guest::GuestCaller;
-use super::kinds::Kinds;
 use super::observe::{self, ChildKind, Observation, RelatedSource};
 use super::status::{self, Readiness};
 use super::{finalizer, prune};
-use crate::crd::{ReconcilerKey, ReconcilerSpec};
-use crate::registry::StatusReport;
 use crate::render::{RenderError, Rendered};
 use crate::runtime::LoadedModule;
-use crate::telemetry::{Metrics, Outcome};
+use crate::telemetry::Outcome;
 
 /// How long to wait before asking a guest that is not done finalizing again,
 /// when it did not say.
@@ -32,35 +27,17 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest delay after repeated failures.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
-/// Everything the passes of one reconciler share.
+/// Everything the passes of one reconciler share: what it was set up with,
+/// and the caches and state its controller adds.
 pub struct Spine {
-    /// Which reconciler.
-    pub key: ReconcilerKey,
-    /// Its spec.
-    pub spec: ReconcilerSpec,
-    /// Its resolved kinds.
-    pub kinds: Kinds,
-    /// Calls the guest.
-    pub caller: GuestCaller,
-    /// The module serving now (swapped on hot reload).
-    pub module: watch::Receiver<Option<Arc<LoadedModule>>>,
-    /// The host's own client: parent status, finalizers, events.
-    pub client: kube::Client,
-    /// The client children are written with (impersonating the
-    /// reconciler's ServiceAccount when it names one).
-    pub writer: kube::Client,
+    /// The reconciler, its kinds, module, clients and reports.
+    pub setup: Setup,
     /// Child kinds and their indexes.
     pub children: Vec<ChildKind>,
     /// Related kinds and their caches.
     pub related: Vec<RelatedSource>,
     /// Writes whose watch events must not trigger another pass.
     pub own_writes: Arc<OwnWrites>,
-    /// Events on parents.
-    pub events: ParentEvents,
-    /// Metrics of the host.
-    pub metrics: Arc<Metrics>,
-    /// Counters for the Reconciler's status.
-    pub report: Arc<StatusReport>,
     /// Consecutive retryable failures per parent UID.
     pub failures: Mutex<HashMap<String, u32>>,
 }
@@ -109,15 +86,16 @@ pub async fn reconcile(parent: Arc<DynamicObject>, spine: Arc<Spine>) -> Result<
     let started = Instant::now();
     let name = display_name(&parent);
     let result = pass(&parent, &spine).await;
-    let label = spine.key.label_value();
+    let label = spine.setup.key.label_value();
     let outcome = match &result {
         Ok(_) => Outcome::Success,
         Err(error) => {
-            tracing::warn!(reconciler = %spine.key, parent = %name, reason = error.reason(), %error, "pass failed, will retry");
+            tracing::warn!(reconciler = %spine.setup.key, parent = %name, reason = error.reason(), %error, "pass failed, will retry");
             Outcome::Error
         }
     };
     spine
+        .setup
         .metrics
         .reconcile_finished(&label, outcome, started.elapsed());
     result
@@ -146,27 +124,32 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
         // The writer lives in the controller's streams as long as the spine.
         let _ = related.store.wait_until_ready().await;
     }
-    let Some(module) = spine.module.borrow().clone() else {
+    let Some(module) = spine.setup.module.borrow().clone() else {
         // The controller starts only once a module is loaded; never reached.
         return Ok(Action::requeue(FINALIZE_RETRY));
     };
     if finalizer::deleting(parent) {
-        if spine.spec.finalizer && finalizer::has(parent) {
+        if spine.setup.spec.finalizer && finalizer::has(parent) {
             return finalize(parent, spine, module).await;
         }
         return Ok(Action::await_change());
     }
-    if spine.spec.finalizer {
-        finalizer::add(&spine.client, &spine.kinds.parent, parent).await?;
+    if spine.setup.spec.finalizer {
+        finalizer::add(&spine.setup.client, &spine.setup.kinds.parent, parent).await?;
     }
     let observation = observe::observe(
         parent,
         &spine.children,
         &spine.related,
-        spine.spec.config.as_ref(),
+        spine.setup.spec.config.as_ref(),
     );
     let children = observation.children;
-    match spine.caller.reconcile(module, observation.observed).await {
+    match spine
+        .setup
+        .caller
+        .reconcile(module, observation.observed)
+        .await
+    {
         Ok(rendered) => converge(parent, spine, &children, rendered).await,
         Err(error) => guest_failed(parent, spine, error).await,
     }
@@ -179,15 +162,15 @@ async fn converge(
     observed: &[Vec<Arc<DynamicObject>>],
     rendered: Rendered,
 ) -> Result<Action, PassError> {
-    let reference = parent.object_ref(&spine.kinds.parent.resource);
-    spine.events.guest(&reference, &rendered.events).await;
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    spine.setup.events.guest(&reference, &rendered.events).await;
     if let Err(error) = write_children(parent, spine, observed, &rendered.children).await {
         report_failure(parent, spine, error.reason(), &error.to_string()).await;
         return Err(error);
     }
     let readiness = Readiness::reconciled(rendered.children.len());
     write_status(parent, spine, rendered.status.as_ref(), &readiness).await?;
-    spine.report.succeeded();
+    spine.setup.report.succeeded();
     spine
         .failures
         .lock()
@@ -209,10 +192,10 @@ async fn write_children(
 ) -> Result<(), PassError> {
     let owner = Owner {
         parent,
-        kind: &spine.kinds.parent,
-        key: &spine.key,
+        kind: &spine.setup.kinds.parent,
+        key: &spine.setup.key,
     };
-    let manager = spine.key.field_manager();
+    let manager = spine.setup.key.field_manager();
     for child in desired {
         let position = spine
             .children
@@ -233,22 +216,22 @@ async fn write_children(
                 && apply::is_current(o, &child)
         });
         if !current {
-            let applied = apply::apply(&spine.writer, kind, &child, &manager).await?;
+            let applied = apply::apply(&spine.setup.writer, kind, &child, &manager).await?;
             spine.own_writes.record(&applied);
         }
     }
     for (child, observed) in spine.children.iter().zip(observed) {
-        let parent_kind = &spine.kinds.parent;
+        let parent_kind = &spine.setup.kinds.parent;
         for stale in prune::stale(
             &child.kind,
             observed,
             desired,
-            &spine.key,
+            &spine.setup.key,
             parent,
             parent_kind,
         ) {
-            prune::delete(&spine.writer, &child.kind, stale).await?;
-            tracing::info!(reconciler = %spine.key, parent = %display_name(parent), child = ?stale.metadata.name, "pruned a child no longer desired");
+            prune::delete(&spine.setup.writer, &child.kind, stale).await?;
+            tracing::info!(reconciler = %spine.setup.key, parent = %display_name(parent), child = ?stale.metadata.name, "pruned a child no longer desired");
         }
     }
     Ok(())
@@ -266,7 +249,7 @@ async fn guest_failed(
     if retryable {
         Err(PassError::Guest(error))
     } else {
-        tracing::warn!(reconciler = %spine.key, parent = %display_name(parent), reason = error.reason(), %error, "guest answer refused; waiting for the parent or module to change");
+        tracing::warn!(reconciler = %spine.setup.key, parent = %display_name(parent), reason = error.reason(), %error, "guest answer refused; waiting for the parent or module to change");
         Ok(resync(spine))
     }
 }
@@ -274,13 +257,20 @@ async fn guest_failed(
 /// Records a failed pass in the parent's status, an event, metrics and the
 /// Reconciler's status.
 async fn report_failure(parent: &DynamicObject, spine: &Spine, reason: &str, message: &str) {
-    let reference = parent.object_ref(&spine.kinds.parent.resource);
-    spine.events.failure(&reference, reason, message).await;
-    spine.metrics.error(&spine.key.label_value(), reason);
-    spine.report.failed(&display_name(parent), message);
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    spine
+        .setup
+        .events
+        .failure(&reference, reason, message)
+        .await;
+    spine
+        .setup
+        .metrics
+        .error(&spine.setup.key.label_value(), reason);
+    spine.setup.report.failed(&display_name(parent), message);
     let readiness = Readiness::failed(reason, message);
     if let Err(error) = write_status(parent, spine, None, &readiness).await {
-        tracing::warn!(reconciler = %spine.key, parent = %display_name(parent), %error, "could not write the parent's status");
+        tracing::warn!(reconciler = %spine.setup.key, parent = %display_name(parent), %error, "could not write the parent's status");
     }
 }
 
@@ -290,7 +280,7 @@ async fn write_status(
     guest: Option<&serde_json::Value>,
     readiness: &Readiness,
 ) -> Result<(), kube::Error> {
-    if !spine.kinds.parent.has_status {
+    if !spine.setup.kinds.parent.has_status {
         return Ok(());
     }
     let now = jiff::Timestamp::now()
@@ -299,11 +289,11 @@ async fn write_status(
         .to_string();
     let desired = status::desired_status(parent, guest, readiness, &now);
     status::write(
-        &spine.client,
-        &spine.kinds.parent,
+        &spine.setup.client,
+        &spine.setup.kinds.parent,
         parent,
         desired,
-        &spine.key.field_manager(),
+        &spine.setup.key.field_manager(),
     )
     .await
     .map(drop)
@@ -320,25 +310,30 @@ async fn finalize(
         parent,
         &spine.children,
         &spine.related,
-        spine.spec.config.as_ref(),
+        spine.setup.spec.config.as_ref(),
     );
-    let reference = parent.object_ref(&spine.kinds.parent.resource);
-    let finalized = match spine.caller.finalize(module, observed).await {
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    let finalized = match spine.setup.caller.finalize(module, observed).await {
         Ok(finalized) => finalized,
         Err(error) => {
             report_failure(parent, spine, error.reason(), &error.to_string()).await;
             return Err(PassError::Finalize(error));
         }
     };
-    spine.events.guest(&reference, &finalized.events).await;
+    spine
+        .setup
+        .events
+        .guest(&reference, &finalized.events)
+        .await;
     if !finalized.done {
         return Ok(Action::requeue(
             finalized.requeue_after.unwrap_or(FINALIZE_RETRY),
         ));
     }
     write_children(parent, spine, &children, &[]).await?;
-    finalizer::remove(&spine.client, &spine.kinds.parent, parent).await?;
+    finalizer::remove(&spine.setup.client, &spine.setup.kinds.parent, parent).await?;
     spine
+        .setup
         .events
         .normal(
             &reference,
@@ -355,7 +350,7 @@ async fn finalize(
 const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
 
 fn resync(spine: &Spine) -> Action {
-    match spine.spec.resync_seconds {
+    match spine.setup.spec.resync_seconds {
         Some(0) => Action::await_change(),
         Some(seconds) => Action::requeue(Duration::from_secs(seconds.into())),
         None => Action::requeue(DEFAULT_RESYNC),
