@@ -211,7 +211,8 @@ mod tests {
         })
     }
 
-    fn stamped() -> Value {
+    /// `child` stamped as a child of the MyApp `shop/web` of `shop/my-app`.
+    fn stamp_for_web(mut child: Value, child_kind: &Kind) -> Value {
         let parent = parent();
         let key = ReconcilerKey::namespaced("shop", "my-app");
         let parent_kind = kind("example.sous.dev", "v1", "MyApp", true);
@@ -220,9 +221,12 @@ mod tests {
             kind: &parent_kind,
             key: &key,
         };
-        let mut child = deployment();
-        stamp(&mut child, &kind("apps", "v1", "Deployment", true), &owner);
+        stamp(&mut child, child_kind, &owner);
         child
+    }
+
+    fn stamped() -> Value {
+        stamp_for_web(deployment(), &kind("apps", "v1", "Deployment", true))
     }
 
     #[test]
@@ -248,17 +252,10 @@ mod tests {
 
     #[test]
     fn a_namespaced_parent_never_owns_a_cluster_scoped_child() {
-        let parent = parent();
-        let key = ReconcilerKey::namespaced("shop", "my-app");
-        let parent_kind = kind("example.sous.dev", "v1", "MyApp", true);
-        let owner = Owner {
-            parent: &parent,
-            kind: &parent_kind,
-            key: &key,
-        };
-        let mut namespace =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
-        stamp(&mut namespace, &kind("", "v1", "Namespace", false), &owner);
+        let namespace = stamp_for_web(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+            &kind("", "v1", "Namespace", false),
+        );
         assert!(namespace["metadata"].get("ownerReferences").is_none());
         assert_eq!(namespace["metadata"]["labels"][PARENT_UID], "p-uid");
     }

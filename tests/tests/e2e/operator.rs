@@ -9,7 +9,7 @@ use sous_tests::guests::guest_bytes;
 
 use crate::Env;
 use crate::support::{
-    CONVERGE, World, condition_is, condition_message, digest, hostile, http_get, my_app,
+    CONVERGE, World, condition_field, condition_is, digest, hostile, http_get, my_app,
     my_app_reconciler,
 };
 
@@ -311,7 +311,7 @@ pub async fn modules_hot_reload(env: Env) -> anyhow::Result<()> {
     let refused = world
         .wait_reconciler("my-app", "ModuleReady", "False", None)
         .await;
-    let message = condition_message(&refused, "ModuleReady");
+    let message = condition_field(&refused, "ModuleReady", "message");
     assert!(
         message.contains("previous module keeps serving"),
         "{message}"
@@ -349,7 +349,7 @@ pub async fn modules_hot_reload(env: Env) -> anyhow::Result<()> {
             "my-app",
             |r| {
                 condition_is(r, "ModuleReady", "False", Some("DigestMismatch"))
-                    && condition_message(r, "ModuleReady").contains(&mismatch)
+                    && condition_field(r, "ModuleReady", "message").contains(&mismatch)
             },
         )
         .await;
@@ -387,7 +387,7 @@ pub async fn hostile_guests_are_contained(env: Env) -> anyhow::Result<()> {
     world.wait_parent("Hostile", "calm", "True", None).await;
     world.wait_parent("MyApp", "web", "True", None).await;
     let spin = world.wait_parent("Hostile", "spin", "False", None).await;
-    let reason = ready_reason(&spin);
+    let reason = condition_field(&spin, "Ready", "reason");
     assert!(
         ["OutOfFuel", "DeadlineExceeded"].contains(&reason.as_str()),
         "{reason}"
@@ -398,7 +398,7 @@ pub async fn hostile_guests_are_contained(env: Env) -> anyhow::Result<()> {
     let escalate = world
         .wait_parent("Hostile", "escalate", "False", Some("InvalidResponse"))
         .await;
-    assert!(condition_message(&escalate, "Ready").contains("ClusterRoleBinding"));
+    assert!(condition_field(&escalate, "Ready", "message").contains("ClusterRoleBinding"));
     let bindings = world
         .list("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
         .await;
@@ -451,7 +451,7 @@ pub async fn impersonation_bounds_writes(env: Env) -> anyhow::Result<()> {
     let parent = world
         .wait_parent("MyApp", "web", "False", Some("ApplyForbidden"))
         .await;
-    let message = condition_message(&parent, "Ready");
+    let message = condition_field(&parent, "Ready", "message");
     assert!(
         message.contains("deployer") && message.contains("services"),
         "{message}"
@@ -638,17 +638,6 @@ fn hostile_reconciler(module: serde_json::Value, policy: serde_json::Value) -> s
         "module": module,
         "policy": policy,
     })
-}
-
-fn ready_reason(object: &kube::api::DynamicObject) -> String {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .and_then(|c| c["reason"].as_str())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// A module over 1 MiB even compressed loads from several ConfigMaps.

@@ -302,6 +302,14 @@ impl World {
     }
 }
 
+/// The condition `type_` of `object`'s status, if any.
+fn condition<'a>(object: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
+    object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
 /// Whether `object` has condition `type_` with `status` (and `reason`).
 pub fn condition_is(
     object: &DynamicObject,
@@ -309,23 +317,14 @@ pub fn condition_is(
     status: &str,
     reason: Option<&str>,
 ) -> bool {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c["type"] == type_ && c["status"] == status && reason.is_none_or(|r| c["reason"] == r)
-        })
+    condition(object, type_)
+        .is_some_and(|c| c["status"] == status && reason.is_none_or(|r| c["reason"] == r))
 }
 
-/// The message of condition `type_`.
-pub fn condition_message(object: &DynamicObject, type_: &str) -> String {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["message"].as_str())
+/// A text field (`message`, `reason`) of condition `type_`, or "".
+pub fn condition_field(object: &DynamicObject, type_: &str, field: &str) -> String {
+    condition(object, type_)
+        .and_then(|c| c[field].as_str())
         .unwrap_or_default()
         .to_string()
 }
