@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::render::Observed;
+
 /// A file that could not be used, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("`{}`: {problem}", path.display())]
@@ -65,6 +67,29 @@ pub fn read_parent(path: &Path) -> Result<Value, InputError> {
     let parent = read_value(path)?;
     check_object(&parent).map_err(|problem| InputError::new(path, problem))?;
     Ok(parent)
+}
+
+/// A golden case folder of `sous test`: `parent.yaml`, and when present
+/// `observed.yaml` (children), `related.yaml` and `config.yaml`.
+pub fn read_case(case: &Path) -> Result<Observed, InputError> {
+    let optional = |file: &str| {
+        let path = case.join(file);
+        path.is_file().then_some(path)
+    };
+    Ok(Observed {
+        parent: read_parent(&case.join("parent.yaml"))?,
+        children: optional("observed.yaml")
+            .map(|p| read_objects(&p))
+            .transpose()?
+            .unwrap_or_default(),
+        related: optional("related.yaml")
+            .map(|p| read_objects(&p))
+            .transpose()?
+            .unwrap_or_default(),
+        config: optional("config.yaml")
+            .map(|p| read_value(&p))
+            .transpose()?,
+    })
 }
 
 /// Observed objects: every document, a `kind: List` expanded into its items.

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod registry;
 pub mod render;
 pub mod runtime;
+pub mod scaffold;
 pub mod source;
 pub mod telemetry;
 pub mod validate;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Test(args) => sous::cli::test::run(args),
         Command::Push(args) => sous::cli::push::run(args),
         Command::Run(args) => sous::cli::run::run(args),
+        Command::New(args) => sous::cli::new::run(args),
         Command::Crds => sous::crd::definitions_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),

@@ -1,8 +1,9 @@
 //! The Rust guests, really built from `guests/rust` with cargo, once per process.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The repository root.
 pub fn repo_root() -> &'static Path {
@@ -47,4 +48,37 @@ fn build_all() -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     workspace.join("target/wasm32-wasip2/release")
+}
+
+/// Builds every component of `guests/<language>` (`python`, `js`, `c`,
+/// `go`) with that language's own `build` script, the first time the
+/// language is asked for in this process, and returns the path of `name`'s
+/// component, `guests/<language>/target/<name>.wasm`. The script installs the
+/// language's toolchain when it is missing. Panics with its output if the
+/// build fails.
+pub fn component(language: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let dir = repo_root().join("guests").join(language);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.contains(language) {
+        let output = Command::new(dir.join("build"))
+            .output()
+            .unwrap_or_else(|e| panic!("running guests/{language}/build: {e}"));
+        assert!(
+            output.status.success(),
+            "guests/{language}/build failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        built.insert(language.to_string());
+    }
+    let path = dir.join("target").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "guests/{language}/build did not build {}",
+        path.display()
+    );
+    path
 }

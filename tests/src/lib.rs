@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests, the e2e tests and the benchmarks.
 
+pub mod attacks;
 pub mod chart;
 pub mod cli;
 pub mod envtest;

@@ -2,8 +2,8 @@
 //! behaviour ends in its own error, within its limit, and the host stays able
 //! to serve the next call.
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sous::render::{self, Observed, RenderError, Rendered};
@@ -11,89 +11,31 @@ use sous::runtime::{
     CallContext, CallError, EngineOptions, Limits, LoadedModule, Runtime, RuntimeOptions,
 };
 use sous::validate::{Rules, TypeRef, ValidationError};
-use sous_tests::guests;
-
-/// One pooled runtime for the whole binary, as in the host: faults in one
-/// call must not poison the slots later calls reuse.
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(&RuntimeOptions {
-            engine: EngineOptions {
-                pool_slots: Some(8),
-                ..EngineOptions::default()
-            },
-            cache_dir: None,
-        })
-        .expect("runtime")
-    })
-}
+use sous_tests::{attacks, guests};
 
 fn module(crate_name: &str) -> Arc<LoadedModule> {
-    runtime()
-        .load(&guests::guest_bytes(crate_name))
-        .expect("guest loads")
-        .module
+    attacks::load(&guests::guest(crate_name))
 }
 
 fn parent(attack: &str) -> Observed {
-    Observed {
-        parent: json!({
-            "apiVersion": "example.sous.dev/v1",
-            "kind": "Hostile",
-            "metadata": {"name": "h", "namespace": "test", "uid": "u-1", "generation": 1},
-            "spec": {"attack": attack},
-        }),
-        ..Observed::default()
-    }
+    attacks::hostile_parent(attack)
 }
 
-/// Runs one attack; the duration covers the call alone, not loading the module.
+/// Runs one attack of the Rust hostile guest.
 fn attack(
     attack: &str,
     limits: &Limits,
     rules: &Rules,
 ) -> (Result<Rendered, RenderError>, Duration) {
-    let module = module("hostile");
-    let started = Instant::now();
-    let outcome = render::render(&module, "hostile", &parent(attack), limits, rules);
-    (outcome, started.elapsed())
+    attacks::attack(&module("hostile"), attack, limits, rules)
 }
 
 fn call_error(attack_name: &str, limits: &Limits) -> (CallError, Duration) {
-    match attack(attack_name, limits, &Rules::default()) {
-        (Err(RenderError::Call(error)), elapsed) => (error, elapsed),
-        (other, _) => panic!("attack `{attack_name}` gave {other:?}"),
-    }
+    attacks::call_error(&module("hostile"), attack_name, limits)
 }
 
-/// A good guest still renders: the host is unharmed.
 fn assert_host_serves() {
-    let observed = Observed {
-        parent: json!({
-            "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
-            "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"replicas": 2, "image": "nginx", "port": 80},
-        }),
-        ..Observed::default()
-    };
-    let rendered = render::render(
-        &module("my_app"),
-        "my-app",
-        &observed,
-        &Limits::default(),
-        &Rules::default(),
-    )
-    .expect("my-app renders after a hostile call");
-    assert_eq!(rendered.children.len(), 2);
-    let (benign, _) = attack("none", &Limits::default(), &Rules::default());
-    assert_eq!(
-        benign
-            .expect("the hostile guest's harmless path works")
-            .children
-            .len(),
-        1
-    );
+    attacks::assert_host_serves(&module("my_app"), &module("hostile"));
 }
 
 #[test]
@@ -259,8 +201,8 @@ fn no_state_survives_from_one_call_to_the_next() {
 #[test]
 fn loading_the_same_bytes_twice_reuses_the_compiled_module() {
     let bytes = guests::guest_bytes("my_app");
-    let first = runtime().load(&bytes).unwrap();
-    let second = runtime().load(&bytes).unwrap();
+    let first = attacks::runtime().load(&bytes).unwrap();
+    let second = attacks::runtime().load(&bytes).unwrap();
     assert!(Arc::ptr_eq(&first.module, &second.module));
     assert_eq!(second.origin, sous::runtime::Origin::Memory);
 }

@@ -1,5 +1,6 @@
 //! The `sous` command line: argument types shared by the subcommands.
 
+pub mod new;
 pub mod policy;
 pub mod push;
 pub mod render;
@@ -48,6 +49,8 @@ pub enum Command {
     Push(push::PushArgs),
     /// Run the operator host: watch Reconcilers and reconcile their parents.
     Run(run::RunArgs),
+    /// Scaffold a reconciler project in one of the SDK languages.
+    New(new::NewArgs),
 }
 
 /// The namespace the host works in when neither `--namespace` nor

@@ -20,7 +20,7 @@ use similar::TextDiff;
 use super::{CacheArgs, LimitArgs, policy};
 use crate::inputs::{self, InputError};
 use crate::policy::Policy;
-use crate::render::{self, Observed};
+use crate::render;
 use crate::runtime::{LoadedModule, Runtime};
 use crate::validate::TypeRef;
 
@@ -230,24 +230,7 @@ fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<
 
 /// Renders one case; `Some(diff)` when it differs from the expectation.
 fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<String>> {
-    let optional = |file: &str| {
-        let path = case.join(file);
-        path.is_file().then_some(path)
-    };
-    let observed = Observed {
-        parent: inputs::read_parent(&case.join("parent.yaml"))?,
-        children: optional("observed.yaml")
-            .map(|p| inputs::read_objects(&p))
-            .transpose()?
-            .unwrap_or_default(),
-        related: optional("related.yaml")
-            .map(|p| inputs::read_objects(&p))
-            .transpose()?
-            .unwrap_or_default(),
-        config: optional("config.yaml")
-            .map(|p| inputs::read_value(&p))
-            .transpose()?,
-    };
+    let observed = inputs::read_case(case)?;
     let outcome = render::render(
         &suite.module,
         &suite.name,

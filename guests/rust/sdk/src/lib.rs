@@ -43,7 +43,7 @@ pub use serde_json::{Map, Value, json};
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../../wit",
+        path: "wit",
         world: "reconciler",
         pub_export_macro: true,
         export_macro_name: "export_raw",

@@ -1,0 +1,169 @@
+//! Every SDK language against the same contract and the same limits, with
+//! components really built from `guests/<lang>/` by their `build` scripts:
+//! - `my-app` answers exactly as the Rust `my-app` for every shared golden
+//!   parent (guests/golden/my-app), errors included;
+//! - an endless loop, a memory bomb and a crash written in that language end
+//!   in the same typed errors as the Rust hostile guest's, and the host still
+//!   serves the next call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sous::inputs;
+use sous::render::{self, Observed};
+use sous::runtime::{CallError, Limits, LoadedModule};
+use sous::validate::Rules;
+use sous_tests::{attacks, guests};
+
+/// A language's `my-app` and `hostile` components.
+struct Language {
+    my_app: Arc<LoadedModule>,
+    hostile: Arc<LoadedModule>,
+}
+
+impl Language {
+    fn build(language: &str) -> Self {
+        Self {
+            my_app: attacks::load(&guests::component(language, "my-app")),
+            hostile: attacks::load(&guests::component(language, "hostile")),
+        }
+    }
+
+    fn call_error(&self, attack: &str, limits: &Limits) -> (CallError, Duration) {
+        attacks::call_error(&self.hostile, attack, limits)
+    }
+
+    fn assert_host_serves(&self) {
+        attacks::assert_host_serves(&self.my_app, &self.hostile);
+    }
+}
+
+/// Each golden case's parent and observed children.
+fn golden_cases() -> Vec<(String, Observed)> {
+    let dir = guests::repo_root().join("guests/golden/my-app");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("guests/golden/my-app")
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    cases.sort();
+    cases
+        .iter()
+        .map(|case| {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            (name, inputs::read_case(case).expect("a golden case"))
+        })
+        .collect()
+}
+
+fn answers_like_rust(language: &str) {
+    let rust = attacks::load(&guests::guest("my_app"));
+    let other = Language::build(language).my_app;
+    let cases = golden_cases();
+    assert!(cases.len() >= 4, "{cases:?}");
+    for (case, observed) in cases {
+        let render = |module: &LoadedModule| {
+            render::render(
+                module,
+                "my-app",
+                &observed,
+                &Limits::default(),
+                &Rules::default(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(render(&other), render(&rust), "{language}: case `{case}`");
+    }
+}
+
+fn an_endless_loop_runs_out_of_fuel(language: &str) {
+    let guest = Language::build(language);
+    let limits = Limits {
+        fuel: 50_000_000,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let (error, elapsed) = guest.call_error("loop", &limits);
+    assert!(
+        matches!(error, CallError::OutOfFuel { fuel: 50_000_000 }),
+        "{language}: {error}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    guest.assert_host_serves();
+}
+
+fn an_endless_loop_is_stopped_by_its_deadline(language: &str) {
+    let guest = Language::build(language);
+    let deadline = Duration::from_millis(500);
+    let limits = Limits {
+        fuel: u64::MAX,
+        deadline,
+        ..Limits::default()
+    };
+    let (error, elapsed) = guest.call_error("loop", &limits);
+    assert!(
+        matches!(error, CallError::DeadlineExceeded { .. }),
+        "{language}: {error}"
+    );
+    assert!(elapsed < 4 * deadline, "stopped after {elapsed:?}");
+    guest.assert_host_serves();
+}
+
+fn a_memory_bomb_hits_the_memory_limit(language: &str) {
+    let guest = Language::build(language);
+    let limits = Limits {
+        max_memory_bytes: 128 << 20,
+        ..Limits::default()
+    };
+    let (error, _) = guest.call_error("memory", &limits);
+    match error {
+        CallError::MemoryLimitExceeded { desired, limit } => {
+            assert_eq!(limit, 128 << 20);
+            assert!(desired > limit);
+        }
+        other => panic!("{language}: expected a memory limit error, got {other}"),
+    }
+    guest.assert_host_serves();
+}
+
+fn a_crash_is_a_trap(language: &str) {
+    let guest = Language::build(language);
+    let (error, _) = guest.call_error("panic", &Limits::default());
+    assert!(
+        matches!(error, CallError::Trap { .. }),
+        "{language}: {error}"
+    );
+    guest.assert_host_serves();
+}
+
+/// The same tests for each language, named `<language>::<test>`.
+macro_rules! language {
+    ($language:ident) => {
+        mod $language {
+            #[test]
+            fn my_app_answers_like_rust() {
+                super::answers_like_rust(stringify!($language));
+            }
+            #[test]
+            fn an_endless_loop_runs_out_of_fuel() {
+                super::an_endless_loop_runs_out_of_fuel(stringify!($language));
+            }
+            #[test]
+            fn an_endless_loop_is_stopped_by_its_deadline() {
+                super::an_endless_loop_is_stopped_by_its_deadline(stringify!($language));
+            }
+            #[test]
+            fn a_memory_bomb_hits_the_memory_limit() {
+                super::a_memory_bomb_hits_the_memory_limit(stringify!($language));
+            }
+            #[test]
+            fn a_crash_is_a_trap() {
+                super::a_crash_is_a_trap(stringify!($language));
+            }
+        }
+    };
+}
+
+language!(python);
+language!(js);
+language!(c);
+language!(go);
