@@ -458,27 +458,35 @@ def _json_text(value: Any) -> str:
 
 @dataclasses.dataclass
 class Event:
-    """A Kubernetes Event to record on the parent."""
+    """A Kubernetes Event to record on the parent: `Event.normal(reason,
+    message)` or `Event.warning(reason, message)`."""
 
+    type: str
+    """`Normal` or `Warning`."""
     reason: str
+    """A short UpperCamelCase reason, e.g. `ScaledUp`."""
     message: str
-    warning: bool = False
+    """A human-readable sentence."""
+
+    def __post_init__(self) -> None:
+        if self.type not in ("Normal", "Warning"):
+            raise ValueError(f"an event's type is Normal or Warning, not {self.type!r}")
 
     @classmethod
     def normal(cls, reason: str, message: str) -> "Event":
-        """An informational event (`reason` is short UpperCamelCase)."""
-        return cls(reason, message, False)
+        """An informational event."""
+        return cls("Normal", reason, message)
 
     @classmethod
-    def warn(cls, reason: str, message: str) -> "Event":
-        """A warning event."""
-        return cls(reason, message, True)
+    def warning(cls, reason: str, message: str) -> "Event":
+        """Something is wrong or unusual and a human may want to look."""
+        return cls("Warning", reason, message)
 
     def to_wit(self) -> Any:
         """The WIT `event` record."""
         from wit_world.imports import types
 
-        kind = types.EventType.WARNING if self.warning else types.EventType.NORMAL
+        kind = types.EventType.WARNING if self.type == "Warning" else types.EventType.NORMAL
         return types.Event(event_type=kind, reason=self.reason, message=self.message)
 
 

@@ -119,12 +119,15 @@ class ResponseTest(unittest.TestCase):
     def test_a_response_becomes_json_text_for_the_host(self):
         raw = (Response().child({"kind": "Service"}).child(resource("v1", "ConfigMap", "c"))
                .status({"phase": "Ready"}).requeue_after(30)
-               .event(Event.warn("Slow", "took long")).to_wit())
+               .event(Event.warning("Slow", "took long")).to_wit())
         self.assertEqual(raw.children, ['{"kind":"Service"}',
                                         '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}'])
         self.assertEqual(raw.status, '{"phase":"Ready"}')
         self.assertEqual(raw.requeue_after_ms, 30_000)
         self.assertEqual(raw.events, [types.Event(types.EventType.WARNING, "Slow", "took long")])
+        self.assertEqual(Event.normal("Up", "m").to_wit().event_type, types.EventType.NORMAL)
+        with self.assertRaises(ValueError):
+            Event("Info", "Up", "m")
         empty = Response().to_wit()
         self.assertEqual((empty.children, empty.status, empty.requeue_after_ms, empty.events),
                          ([], None, None, []))
