@@ -1,0 +1,671 @@
+"""Write Sous reconcilers in Python.
+
+A reconciler is one function from the observed state of a parent to its
+desired children and status. Subclass `Reconciler`, decorate the class with
+`@export`, and build the directory with `sdk/build-component`::
+
+    from sous_guest import Reconciler, Request, Response, export, resource
+
+    @export
+    class Hello(Reconciler):
+        def reconcile(self, request: Request) -> Response:
+            greeting = request.spec_field("greeting", str)
+            config_map = resource("v1", "ConfigMap", request.name).field(
+                "data", {"greeting": greeting})
+            return Response().child(config_map)
+
+Errors: raise `Invalid` (the parent is wrong; the host reports it and waits for
+the parent to change) or `Transient` (retry with backoff). Any other exception
+escaping `reconcile` or `finalize` is a crash: the traceback goes to stderr
+(the host's logs) and the call ends in a trap, like a Rust panic.
+
+The contract itself (what the host does with each field) is documented in
+`wit/reconciler.wit`. This module has no dependency besides the standard
+library, and works outside WebAssembly too (unit tests): there, the WIT
+bindings are only needed by `Response.to_wit` and the log records go to stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
+
+__all__ = [
+    "Error",
+    "Event",
+    "FinalizeResponse",
+    "Invalid",
+    "ObjectBuilder",
+    "Reconciler",
+    "Request",
+    "Response",
+    "Rollout",
+    "Transient",
+    "export",
+    "log",
+    "resource",
+]
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class Error(Exception):
+    """Why a reconcile could not produce a desired state (see the subclasses)."""
+
+    kind = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = str(message)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+    def to_wit(self) -> Any:
+        """The WIT `error` variant."""
+        from wit_world.imports import types
+
+        if isinstance(self, Transient):
+            return types.Error_Transient(self.message)
+        return types.Error_Invalid(self.message)
+
+
+class Invalid(Error):
+    """The parent is wrong (a bad spec value, say): the host reports the message
+    in the parent's status and events and does not retry until it changes."""
+
+    kind = "invalid"
+
+
+class Transient(Error):
+    """Something temporary went wrong: the host retries with backoff."""
+
+    kind = "transient"
+
+
+# --------------------------------------------------------------------------- logs
+
+
+class _Log:
+    """Log records, forwarded to the host's logs tagged with the reconciler's
+    and the parent's names. Outside WebAssembly they go to stderr."""
+
+    def _write(self, level: str, message: str) -> None:
+        if sys.platform == "wasi":
+            from wit_world.imports import log as wit_log
+
+            wit_log.log(getattr(wit_log.Level, level), str(message))
+        else:
+            print(f"{level}: {message}", file=sys.stderr)
+
+    def trace(self, message: str) -> None:
+        """Very detailed tracing."""
+        self._write("TRACE", message)
+
+    def debug(self, message: str) -> None:
+        """Detail useful while developing a reconciler."""
+        self._write("DEBUG", message)
+
+    def info(self, message: str) -> None:
+        """Normal operation."""
+        self._write("INFO", message)
+
+    def warn(self, message: str) -> None:
+        """Something unexpected that the reconciler recovered from."""
+        self._write("WARN", message)
+
+    warning = warn
+
+    def error(self, message: str) -> None:
+        """Something failed."""
+        self._write("ERROR", message)
+
+
+log = _Log()
+
+
+# --------------------------------------------------------------------------- typed values
+
+_MISSING: Any = object()
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{json.dumps(value)}`"
+    if isinstance(value, (int, float)):
+        return f"number `{value}`"
+    if isinstance(value, str):
+        return f"string {json.dumps(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean",
+               dict: "an object", list: "a list"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """`value` checked against the type `tp` (converted into a dataclass where
+    `tp` is one); a mismatch raises `Invalid` naming `path`."""
+    if tp is Any or tp is object:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or (sys.version_info >= (3, 10) and _is_union_type(tp)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arm in args:
+            if arm is type(None):
+                continue
+            try:
+                return _convert(value, arm, path)
+            except Invalid as error:
+                errors.append(error)
+        raise errors[0] if len(errors) == 1 else Invalid(f"{path}: unexpected {_describe(value)}")
+    if origin in (list, tuple, typing.List, Iterable) or tp is list:
+        if not isinstance(value, list):
+            raise Invalid(f"{path}: expected a list, got {_describe(value)}")
+        item = args[0] if args else Any
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict, Mapping) or tp is dict:
+        if not isinstance(value, dict):
+            raise Invalid(f"{path}: expected an object, got {_describe(value)}")
+        item = args[1] if len(args) == 2 else Any
+        return {k: _convert(v, item, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _from_object(value, tp, path)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+    else:
+        raise TypeError(f"sous_guest cannot check values against the type {tp!r}")
+    expected = _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+    raise Invalid(f"{path}: expected {expected}, got {_describe(value)}")
+
+
+def _is_union_type(tp: Any) -> bool:
+    import types as _types
+
+    return isinstance(tp, getattr(_types, "UnionType", ()))
+
+
+def _from_object(value: Any, cls: type, path: str) -> Any:
+    """A dataclass `cls` from the JSON object `value`: each field reads the key
+    named by `field(metadata={"json": ...})`, or its camelCase name
+    (`match_labels` reads `matchLabels`). Unknown keys are ignored."""
+    if not isinstance(value, dict):
+        raise Invalid(f"{path}: expected an object, got {_describe(value)}")
+    hints = typing.get_type_hints(cls)
+    arguments = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        key = f.metadata.get("json", _camel(f.name))
+        where = f"{path}.{key}" if path else key
+        if key in value and value[key] is not None:
+            arguments[f.name] = _convert(value[key], hints.get(f.name, Any), where)
+        elif f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            continue
+        elif key in value and _allows_none(hints.get(f.name, Any)):
+            arguments[f.name] = None
+        else:
+            raise Invalid(f"{where}: missing")
+    return cls(**arguments)
+
+
+def _allows_none(tp: Any) -> bool:
+    return tp is Any or type(None) in typing.get_args(tp)
+
+
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+# --------------------------------------------------------------------------- request
+
+
+class Request:
+    """What the host observed for one parent: the parent, the children it owns,
+    the related objects and the reconciler's configuration, as plain Python
+    values (dicts, lists, strings, numbers) parsed from the JSON the host sent.
+    """
+
+    def __init__(
+        self,
+        parent: dict,
+        children: Iterable[dict] = (),
+        related: Iterable[dict] = (),
+        config: Any = None,
+        reconciler: str = "",
+    ) -> None:
+        self.reconciler = reconciler
+        self.parent = parent
+        self.children = list(children)
+        self.related = list(related)
+        self.raw_config = config
+
+    @classmethod
+    def from_wit(cls, raw: Any) -> "Request":
+        """A request from the WIT record; text that is not JSON is `Transient`
+        (the host always sends JSON, so that would be a host fault)."""
+
+        def parse(what: str, text: str) -> Any:
+            try:
+                return json.loads(text)
+            except ValueError as error:
+                raise Transient(f"the host sent {what} that is not JSON: {error}") from None
+
+        return cls(
+            parent=parse("a parent", raw.parent),
+            children=[parse("a child", c) for c in raw.children],
+            related=[parse("a related object", r) for r in raw.related],
+            config=None if raw.config is None else parse("a config", raw.config),
+            reconciler=raw.reconciler,
+        )
+
+    # The parent.
+
+    @property
+    def metadata(self) -> dict:
+        """The parent's `metadata` (empty when absent)."""
+        return _dig(self.parent, "metadata") or {}
+
+    @property
+    def name(self) -> str:
+        """The parent's `metadata.name`."""
+        return self.metadata.get("name") or ""
+
+    @property
+    def namespace(self) -> Optional[str]:
+        """The parent's `metadata.namespace` (None for a cluster-scoped parent)."""
+        return self.metadata.get("namespace")
+
+    @property
+    def generation(self) -> Optional[int]:
+        """The parent's `metadata.generation`."""
+        return self.metadata.get("generation")
+
+    @property
+    def labels(self) -> dict:
+        """The parent's `metadata.labels`."""
+        return self.metadata.get("labels") or {}
+
+    @property
+    def spec(self) -> dict:
+        """The parent's `.spec` as a dict (empty when absent)."""
+        spec = _dig(self.parent, "spec")
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def status(self) -> dict:
+        """The parent's current `.status` (empty when absent)."""
+        status = _dig(self.parent, "status")
+        return status if isinstance(status, dict) else {}
+
+    def spec_field(self, field: str, tp: Any = Any, default: Any = _MISSING) -> Any:
+        """One field of `.spec`, checked against the type `tp` (`int`, `str`,
+        `list[str]`, `Optional[int]`, a dataclass...). Missing (or null) gives
+        `default`, or `Invalid("spec.FIELD: missing")` without one; a value of
+        another type is `Invalid` naming the field."""
+        value = self.spec.get(field)
+        if value is None:
+            if default is not _MISSING:
+                return default
+            if _allows_none(tp) and field in self.spec:
+                return None
+            raise Invalid(f"spec.{field}: missing")
+        return _convert(value, tp, f"spec.{field}")
+
+    def spec_as(self, cls: Callable[..., T]) -> T:
+        """The whole `.spec` as the dataclass `cls` (see `spec_field` for the
+        checks; field `foo_bar` reads the key `fooBar`)."""
+        return _convert(self.spec, cls, "spec")
+
+    # What was observed.
+
+    def child(self, kind: str, name: str, api_version: Optional[str] = None) -> Optional[dict]:
+        """The observed child of `kind` (and `api_version`, if given) named
+        `name`, or None."""
+        return next(_matching(self.children, kind, api_version, name), None)
+
+    def children_of_kind(self, kind: str, api_version: Optional[str] = None) -> list:
+        """The observed children of `kind` (and `api_version`, if given)."""
+        return list(_matching(self.children, kind, api_version))
+
+    def related_of_kind(self, kind: str, api_version: Optional[str] = None) -> list:
+        """The related objects of `kind` (and `api_version`, if given)."""
+        return list(_matching(self.related, kind, api_version))
+
+    def config(self, tp: Any = Any, default: Any = None) -> Any:
+        """The Reconciler's `spec.config`, checked against `tp` (a dataclass,
+        `dict`...), or `default` when none was given. A config that does not
+        fit is `Invalid`."""
+        if self.raw_config is None:
+            return default
+        return _convert(self.raw_config, tp, "config")
+
+
+def _matching(
+    objects: Iterable[dict], kind: str, api_version: Optional[str], name: Optional[str] = None
+) -> Iterator[dict]:
+    for o in objects:
+        if o.get("kind") != kind:
+            continue
+        if api_version is not None and o.get("apiVersion") != api_version:
+            continue
+        if name is not None and _dig(o, "metadata", "name") != name:
+            continue
+        yield o
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def resource(api_version: str, kind: str, name: str) -> "ObjectBuilder":
+    """Starts a desired object of `api_version`/`kind` named `name`. Its
+    namespace defaults to the parent's unless `.namespace()` sets one."""
+    return ObjectBuilder(api_version, kind, name)
+
+
+class ObjectBuilder:
+    """A desired Kubernetes object under construction. Every method returns the
+    builder, so calls chain; `build()` gives the dict."""
+
+    def __init__(self, api_version: str, kind: str, name: str) -> None:
+        self._object: dict = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+
+    def namespace(self, namespace: str) -> "ObjectBuilder":
+        """Sets `metadata.namespace`."""
+        self._object["metadata"]["namespace"] = namespace
+        return self
+
+    def label(self, key: str, value: str) -> "ObjectBuilder":
+        """Adds one label."""
+        self._object["metadata"].setdefault("labels", {})[key] = value
+        return self
+
+    def labels(self, labels: Mapping[str, Any]) -> "ObjectBuilder":
+        """Adds every entry of `labels`; entries whose value is not a string are
+        skipped, so one dict can serve as the labels, the selector and the pod
+        template's labels."""
+        for key, value in labels.items():
+            if isinstance(value, str):
+                self.label(key, value)
+        return self
+
+    def annotation(self, key: str, value: str) -> "ObjectBuilder":
+        """Adds one annotation."""
+        self._object["metadata"].setdefault("annotations", {})[key] = value
+        return self
+
+    def spec(self, spec: Any) -> "ObjectBuilder":
+        """Sets `.spec`."""
+        return self.field("spec", spec)
+
+    def field(self, name: str, value: Any) -> "ObjectBuilder":
+        """Sets any top-level field (`data` of a ConfigMap, say)."""
+        self._object[name] = value
+        return self
+
+    def build(self) -> dict:
+        """The finished object."""
+        return self._object
+
+
+# --------------------------------------------------------------------------- response
+
+
+def _milliseconds(seconds: float) -> int:
+    if seconds < 0:
+        raise ValueError(f"a delay cannot be negative: {seconds}")
+    return min(int(round(seconds * 1000)), 2**64 - 1)
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, ObjectBuilder):
+        value = value.build()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclasses.dataclass
+class Event:
+    """A Kubernetes Event to record on the parent: `Event.normal(reason,
+    message)` or `Event.warning(reason, message)`."""
+
+    type: str
+    """`Normal` or `Warning`."""
+    reason: str
+    """A short UpperCamelCase reason, e.g. `ScaledUp`."""
+    message: str
+    """A human-readable sentence."""
+
+    def __post_init__(self) -> None:
+        if self.type not in ("Normal", "Warning"):
+            raise ValueError(f"an event's type is Normal or Warning, not {self.type!r}")
+
+    @classmethod
+    def normal(cls, reason: str, message: str) -> "Event":
+        """An informational event."""
+        return cls("Normal", reason, message)
+
+    @classmethod
+    def warning(cls, reason: str, message: str) -> "Event":
+        """Something is wrong or unusual and a human may want to look."""
+        return cls("Warning", reason, message)
+
+    def to_wit(self) -> Any:
+        """The WIT `event` record."""
+        from wit_world.imports import types
+
+        kind = types.EventType.WARNING if self.type == "Warning" else types.EventType.NORMAL
+        return types.Event(event_type=kind, reason=self.reason, message=self.message)
+
+
+class Response:
+    """The desired state of one parent: every child to keep, the status, events
+    and an optional requeue. Methods chain::
+
+        Response().child(deployment).child(service).status({"phase": "Ready"})
+    """
+
+    def __init__(
+        self,
+        children: Iterable[Any] = (),
+        status: Optional[dict] = None,
+        requeue_after: Optional[float] = None,
+        events: Iterable[Event] = (),
+    ) -> None:
+        self.children: list = [c.build() if isinstance(c, ObjectBuilder) else c for c in children]
+        self.status_value: Optional[dict] = status
+        self.requeue_after_ms: Optional[int] = (
+            None if requeue_after is None else _milliseconds(requeue_after))
+        self.events: list = list(events)
+
+    def child(self, child: Any) -> "Response":
+        """Adds a desired child (a dict or an `ObjectBuilder`). Every child to
+        keep must be added on every call: owned children missing from the
+        response are deleted."""
+        self.children.append(child.build() if isinstance(child, ObjectBuilder) else child)
+        return self
+
+    def status(self, status: dict) -> "Response":
+        """Sets the parent's `.status` (the host adds its own conditions)."""
+        self.status_value = status
+        return self
+
+    def requeue_after(self, seconds: float) -> "Response":
+        """Asks to be called again after `seconds` even if nothing changes."""
+        self.requeue_after_ms = _milliseconds(seconds)
+        return self
+
+    def event(self, event: Event) -> "Response":
+        """Records an event on the parent."""
+        self.events.append(event)
+        return self
+
+    def to_wit(self) -> Any:
+        """The WIT `response` record, objects as JSON text."""
+        from wit_world.imports import types
+
+        return types.Response(
+            children=[_json_text(c) for c in self.children],
+            status=None if self.status_value is None else _json_text(self.status_value),
+            requeue_after_ms=self.requeue_after_ms,
+            events=[e.to_wit() for e in self.events],
+        )
+
+
+class FinalizeResponse:
+    """The answer to `finalize`: `FinalizeResponse.done()` or
+    `FinalizeResponse.not_yet(seconds)`."""
+
+    def __init__(self, done: bool, requeue_after: Optional[float] = None,
+                 events: Iterable[Event] = ()) -> None:
+        self.done_value = done
+        self.requeue_after_ms = None if requeue_after is None else _milliseconds(requeue_after)
+        self.events = list(events)
+
+    @classmethod
+    def done(cls) -> "FinalizeResponse":
+        """Cleanup is complete: the parent may go."""
+        return cls(True)
+
+    @classmethod
+    def not_yet(cls, seconds: float) -> "FinalizeResponse":
+        """Cleanup is still under way: call again after `seconds`."""
+        return cls(False, seconds)
+
+    def event(self, event: Event) -> "FinalizeResponse":
+        """Records an event on the parent."""
+        self.events.append(event)
+        return self
+
+    def to_wit(self) -> Any:
+        """The WIT `finalize-response` record."""
+        from wit_world.imports import types
+
+        return types.FinalizeResponse(
+            done=self.done_value,
+            requeue_after_ms=self.requeue_after_ms,
+            events=[e.to_wit() for e in self.events],
+        )
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """How far a workload child (Deployment, StatefulSet...) has rolled out."""
+
+    ready: int
+    """`status.readyReplicas` of the observed child (0 when absent)."""
+    phase: str
+    """`Pending` (not observed yet), `Progressing` (fewer ready than wanted) or `Ready`."""
+
+    @classmethod
+    def of(cls, observed: Optional[dict], wanted: int) -> "Rollout":
+        """The rollout of `observed` (the child as observed, or None) toward
+        `wanted` ready replicas."""
+        ready = _dig(observed, "status", "readyReplicas")
+        ready = ready if isinstance(ready, int) and not isinstance(ready, bool) and ready >= 0 else 0
+        if observed is None:
+            return cls(ready, "Pending")
+        return cls(ready, "Ready" if ready >= wanted else "Progressing")
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+class Reconciler:
+    """A reconciler: computes the desired state of one parent. Subclass it,
+    implement `reconcile`, and mark the class with `@export`. A fresh instance
+    serves each call, and nothing survives from one call to the next."""
+
+    def reconcile(self, request: Request) -> Response:
+        """The desired children, status, events and requeue for the parent."""
+        raise NotImplementedError
+
+    def finalize(self, request: Request) -> FinalizeResponse:
+        """Cleanup while the parent is being deleted (only called when the
+        Reconciler object asks for a finalizer). The default has nothing to
+        clean up and answers done."""
+        return FinalizeResponse.done()
+
+
+def run_reconcile(reconciler: Reconciler, raw: Any) -> Any:
+    """Runs `reconciler.reconcile` on a raw WIT request: parse the JSON, call,
+    serialize. `Invalid`/`Transient` become the WIT error (raised as
+    `componentize_py_types.Err`); any other exception propagates (a trap)."""
+    return _run(lambda: _expect(reconciler.reconcile(Request.from_wit(raw)), Response, "reconcile"))
+
+
+def run_finalize(reconciler: Reconciler, raw: Any) -> Any:
+    """Runs `reconciler.finalize` on a raw WIT request, as `run_reconcile`."""
+    return _run(lambda: _expect(reconciler.finalize(Request.from_wit(raw)),
+                                FinalizeResponse, "finalize"))
+
+
+def _expect(answer: Any, cls: type, method: str) -> Any:
+    if not isinstance(answer, cls):
+        raise TypeError(f"{method} must return a {cls.__name__}, not {type(answer).__name__}")
+    return answer.to_wit()
+
+
+def _run(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Error as error:
+        from componentize_py_types import Err
+
+        raise Err(error.to_wit()) from None
+
+
+_exported: list = []
+
+
+def export(cls: type) -> type:
+    """Marks the `Reconciler` subclass that the component exports (exactly one
+    per component). Used as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Reconciler)):
+        raise TypeError("@export marks a subclass of sous_guest.Reconciler")
+    if _exported and _exported[0] is not cls:
+        raise TypeError(f"@export used twice: {_exported[0].__name__} and {cls.__name__}")
+    _exported[:] = [cls]
+    return cls
+
+
+def exported() -> type:
+    """The class marked with `@export` (for the generated component entry)."""
+    if not _exported:
+        raise RuntimeError("no Reconciler is marked with @export")
+    return _exported[0]

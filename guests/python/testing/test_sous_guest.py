@@ -1,0 +1,236 @@
+"""Unit tests of sous_guest, run natively by testing/sdk-tests."""
+
+import importlib.util
+import json
+import pathlib
+import unittest
+from dataclasses import dataclass, field
+from typing import Optional
+
+import sous_guest
+from componentize_py_types import Err
+from sous_guest import (Event, FinalizeResponse, Invalid, Reconciler, Request, Response, Rollout,
+                        Transient, export, resource)
+from wit_world.imports import types
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def raw_request(parent, children=(), related=(), config=None):
+    return types.Request(
+        reconciler="r",
+        parent=parent if isinstance(parent, str) else json.dumps(parent),
+        children=[json.dumps(c) for c in children],
+        related=[json.dumps(r) for r in related],
+        config=config,
+    )
+
+
+def request():
+    return Request.from_wit(raw_request(
+        {"metadata": {"name": "p", "namespace": "ns", "generation": 3},
+         "spec": {"size": 3, "name": "x", "flag": True, "ratio": 2, "none": None}},
+        children=[{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "p"}},
+                  {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "p"}}],
+        related=[{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}},
+                 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"}}],
+        config='{"level": 2}',
+    ))
+
+
+class RequestTest(unittest.TestCase):
+    def test_accessors_read_the_parent_and_the_observed_objects(self):
+        r = request()
+        self.assertEqual((r.reconciler, r.name, r.namespace, r.generation), ("r", "p", "ns", 3))
+        self.assertEqual(r.spec_field("size", int), 3)
+        self.assertEqual(r.spec_field("ratio", float), 2.0)
+        self.assertEqual(r.spec_field("missing", int, default=7), 7)
+        self.assertIsNone(r.spec_field("none", Optional[int]))
+        self.assertIsNotNone(r.child("Service", "p"))
+        self.assertIsNone(r.child("Service", "q"))
+        self.assertIsNotNone(r.child("Deployment", "p", api_version="apps/v1"))
+        self.assertIsNone(r.child("Deployment", "p", api_version="extensions/v1beta1"))
+        self.assertEqual(len(r.children_of_kind("Service")), 1)
+        self.assertEqual([o["metadata"]["name"] for o in r.related_of_kind("Node")], ["n"])
+        self.assertEqual(r.related_of_kind("Node", "v2"), [])
+        self.assertEqual(r.config()["level"], 2)
+        self.assertEqual(Request({"metadata": {"name": "a"}}).config(default={}), {})
+
+    def test_a_field_that_does_not_fit_is_invalid_and_says_which(self):
+        r = request()
+        cases = [
+            (lambda: r.spec_field("size", str), "spec.size: expected a string, got number `3`"),
+            (lambda: r.spec_field("flag", int), "spec.flag: expected an integer, got boolean `true`"),
+            (lambda: r.spec_field("name", int), 'spec.name: expected an integer, got string "x"'),
+            (lambda: r.spec_field("missing", int), "spec.missing: missing"),
+            (lambda: r.spec_field("none", int), "spec.none: missing"),
+            (lambda: r.config(list), "config: expected a list, got an object"),
+        ]
+        for call, message in cases:
+            with self.assertRaises(Invalid) as caught:
+                call()
+            self.assertEqual(caught.exception.message, message)
+            self.assertEqual(str(caught.exception), "invalid: " + message)
+
+    def test_a_spec_fills_a_dataclass_with_camel_case_keys_defaults_and_nesting(self):
+        @dataclass
+        class Port:
+            container_port: int
+            name: str = "http"
+
+        @dataclass
+        class Spec:
+            image: str
+            ports: list[Port]
+            node_selector: dict[str, str] = field(default_factory=dict)
+            replicas: Optional[int] = None
+            raw: str = field(default="", metadata={"json": "raw_value"})
+
+        spec = Request({"metadata": {"name": "a"}, "spec": {
+            "image": "nginx", "ports": [{"containerPort": 80}, {"containerPort": 9090, "name": "m"}],
+            "raw_value": "r", "unknown": 1,
+        }}).spec_as(Spec)
+        self.assertEqual(spec, Spec("nginx", [Port(80), Port(9090, "m")], {}, None, "r"))
+        with self.assertRaises(Invalid) as caught:
+            Request({"spec": {"image": "nginx", "ports": [{"containerPort": "80"}]}}).spec_as(Spec)
+        self.assertEqual(caught.exception.message,
+                         'spec.ports[0].containerPort: expected an integer, got string "80"')
+        with self.assertRaises(Invalid) as caught:
+            Request({"metadata": {"name": "a"}}).spec_as(Spec)
+        self.assertEqual(caught.exception.message, "spec.image: missing")
+
+    def test_a_request_that_is_not_json_is_transient(self):
+        with self.assertRaises(Transient):
+            Request.from_wit(raw_request("{"))
+
+
+class ResponseTest(unittest.TestCase):
+    def test_the_builder_makes_a_complete_object(self):
+        built = (resource("v1", "Service", "web").namespace("shop")
+                 .label("app", "web").labels({"tier": "front", "ignored": 1})
+                 .annotation("note", "hi").spec({"ports": [{"port": 80}]}).build())
+        self.assertEqual(built, {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop",
+                         "labels": {"app": "web", "tier": "front"}, "annotations": {"note": "hi"}},
+            "spec": {"ports": [{"port": 80}]},
+        })
+
+    def test_a_response_becomes_json_text_for_the_host(self):
+        raw = (Response().child({"kind": "Service"}).child(resource("v1", "ConfigMap", "c"))
+               .status({"phase": "Ready"}).requeue_after(30)
+               .event(Event.warning("Slow", "took long")).to_wit())
+        self.assertEqual(raw.children, ['{"kind":"Service"}',
+                                        '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}'])
+        self.assertEqual(raw.status, '{"phase":"Ready"}')
+        self.assertEqual(raw.requeue_after_ms, 30_000)
+        self.assertEqual(raw.events, [types.Event(types.EventType.WARNING, "Slow", "took long")])
+        self.assertEqual(Event.normal("Up", "m").to_wit().event_type, types.EventType.NORMAL)
+        with self.assertRaises(ValueError):
+            Event("Info", "Up", "m")
+        empty = Response().to_wit()
+        self.assertEqual((empty.children, empty.status, empty.requeue_after_ms, empty.events),
+                         ([], None, None, []))
+
+    def test_finalize_answers_done_or_not_yet(self):
+        self.assertTrue(FinalizeResponse.done().to_wit().done)
+        later = FinalizeResponse.not_yet(1.5).event(Event.normal("Waiting", "w")).to_wit()
+        self.assertEqual((later.done, later.requeue_after_ms, len(later.events)), (False, 1500, 1))
+
+    def test_rollout_phases_follow_the_ready_replicas(self):
+        self.assertEqual(Rollout.of(None, 3), Rollout(0, "Pending"))
+        self.assertEqual(Rollout.of({"status": {"readyReplicas": 1}}, 3), Rollout(1, "Progressing"))
+        self.assertEqual(Rollout.of({"status": {}}, 3), Rollout(0, "Progressing"))
+        self.assertEqual(Rollout.of({"status": {"readyReplicas": 3}}, 3), Rollout(3, "Ready"))
+
+
+class Echo(Reconciler):
+    def reconcile(self, request):
+        outcome = request.spec.get("outcome")
+        if outcome == "invalid":
+            raise Invalid("bad spec")
+        if outcome == "transient":
+            raise Transient("later")
+        if outcome == "crash":
+            raise KeyError("oops")
+        if outcome == "dict":
+            return {"children": []}
+        return Response().child(resource("v1", "ConfigMap", request.name))
+
+
+class RunTest(unittest.TestCase):
+    def run_echo(self, outcome):
+        return sous_guest.run_reconcile(Echo(), raw_request(
+            {"metadata": {"name": "e"}, "spec": {"outcome": outcome}}))
+
+    def test_errors_become_the_wit_error_variant(self):
+        self.assertEqual(len(self.run_echo("ok").children), 1)
+        with self.assertRaises(Err) as caught:
+            self.run_echo("invalid")
+        self.assertEqual(caught.exception.value, types.Error_Invalid("bad spec"))
+        with self.assertRaises(Err) as caught:
+            self.run_echo("transient")
+        self.assertEqual(caught.exception.value, types.Error_Transient("later"))
+
+    def test_other_exceptions_propagate_to_become_a_trap(self):
+        with self.assertRaises(KeyError):
+            self.run_echo("crash")
+        with self.assertRaisesRegex(TypeError, "reconcile must return a Response, not dict"):
+            self.run_echo("dict")
+
+    def test_finalize_defaults_to_done(self):
+        raw = sous_guest.run_finalize(Echo(), raw_request({"metadata": {"name": "e"}}))
+        self.assertTrue(raw.done)
+
+    def test_export_marks_one_reconciler_class(self):
+        saved = list(sous_guest._exported)
+        try:
+            sous_guest._exported.clear()
+            with self.assertRaises(RuntimeError):
+                sous_guest.exported()
+            self.assertIs(export(Echo), Echo)
+            self.assertIs(sous_guest.exported(), Echo)
+            with self.assertRaises(TypeError):
+                export(type("Other", (Reconciler,), {}))
+            with self.assertRaises(TypeError):
+                export(int)
+        finally:
+            sous_guest._exported[:] = saved
+
+
+class ImageUpdaterTest(unittest.TestCase):
+    """The image updater's helpers, beyond its golden cases."""
+
+    @classmethod
+    def setUpClass(cls):
+        saved = list(sous_guest._exported)
+        path = HERE.parent / "examples" / "image-updater" / "app.py"
+        spec = importlib.util.spec_from_file_location("image_updater_app", path)
+        cls.app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cls.app)
+        sous_guest._exported[:] = saved
+
+    def test_the_repository_drops_tag_and_digest_but_not_a_registry_port(self):
+        repository = self.app.repository
+        self.assertEqual(repository("nginx"), "nginx")
+        self.assertEqual(repository("nginx:1.27"), "nginx")
+        self.assertEqual(repository("registry:5000/team/app"), "registry:5000/team/app")
+        self.assertEqual(repository("registry:5000/team/app:1.2@sha256:ab"), "registry:5000/team/app")
+        self.assertEqual(repository("app@sha256:ab"), "app")
+
+    def test_selectors_decide_as_kubernetes(self):
+        Selector, Requirement = self.app.Selector, self.app.Requirement
+        selects = self.app.selects
+        self.assertTrue(selects(Selector(), {}))
+        self.assertTrue(selects(Selector({"a": "1"}), {"a": "1", "b": "2"}))
+        self.assertFalse(selects(Selector({"a": "1"}), {"a": "2"}))
+        not_in = Selector(match_expressions=[Requirement("env", "NotIn", ["dev"])])
+        self.assertTrue(selects(not_in, {}))
+        self.assertFalse(selects(not_in, {"env": "dev"}))
+        exists = Selector(match_expressions=[Requirement("env", "Exists")])
+        self.assertFalse(selects(exists, {}))
+        self.assertTrue(selects(exists, {"env": ""}))
+
+
+if __name__ == "__main__":
+    unittest.main()
