@@ -134,12 +134,13 @@ static sous_error *get_int(const sous_request *request, const char *field, bool 
     sous_error *error;
     const cJSON *value = spec_field(request, field, required, &error);
     if (!value) return error;
-    double number = cJSON_IsNumber(value) ? value->valuedouble : 0;
-    if (!cJSON_IsNumber(value) || number != (double)(int64_t)number || number < (double)min ||
-        number > (double)max)
+    if (!cJSON_IsNumber(value))
         return sous_invalid("spec.%s: expected an integer from %lld to %lld, got %s", field,
-                            (long long)min, (long long)max,
-                            cJSON_IsNumber(value) ? "a value out of range" : type_name(value));
+                            (long long)min, (long long)max, type_name(value));
+    double number = value->valuedouble;
+    if (number != (double)(int64_t)number || number < (double)min || number > (double)max)
+        return sous_invalid("spec.%s: expected an integer from %lld to %lld, got %g", field,
+                            (long long)min, (long long)max, number);
     *out = (int64_t)number;
     return NULL;
 }
