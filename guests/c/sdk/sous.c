@@ -419,7 +419,6 @@ bool exports_reconciler_reconcile(reconciler_request_t *raw, reconciler_response
 
     sous_response response = {.children = checked(cJSON_CreateArray())};
     error = sous_reconcile(&request, &response);
-    free_request(&request);
     if (error) return fail(error, err);
 
     size_t count = (size_t)cJSON_GetArraySize(response.children);
@@ -438,6 +437,8 @@ bool exports_reconciler_reconcile(reconciler_request_t *raw, reconciler_response
     ret->requeue_after_ms.is_some = response.requeue;
     ret->requeue_after_ms.val = response.requeue_after_ms;
     ret->events = response.events;
+    /* Last: the response may have referred to the request's strings. */
+    free_request(&request);
     return true;
 }
 
@@ -449,8 +450,8 @@ bool exports_reconciler_finalize(reconciler_request_t *raw, reconciler_finalize_
 
     sous_finalize_response response = {.done = true};
     error = sous_finalize(&request, &response);
-    free_request(&request);
     if (error) return fail(error, err);
+    free_request(&request);
 
     ret->done = response.done;
     ret->requeue_after_ms.is_some = !response.done;

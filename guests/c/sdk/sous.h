@@ -24,7 +24,10 @@
  *
  * Memory: every call runs in a fresh instance that is thrown away afterwards,
  * so a reconciler need not free what it allocates. Functions taking a `cJSON *`
- * that they keep (children, status, spec) take ownership of it.
+ * that they keep (children, status, spec) take ownership of it: to answer an
+ * observed object (or part of one) as desired, pass a `cJSON_Duplicate` of it,
+ * never the request's own item. Strings of the request stay valid until the
+ * response has been sent, so `cJSON_CreateStringReference` to them is fine.
  *
  * The contract itself (what the host does with each field) is documented in
  * `wit/reconciler.wit`.
