@@ -1,0 +1,58 @@
+/*
+ * Exercises the parts of the SDK that my-app does not, for the golden cases
+ * under tests/: typed spec fields and their errors, related objects, the
+ * config, labels and annotations, events, requeue and transient errors.
+ *
+ * spec: {count: int (required, 1..5), greeting: string (default "hello"),
+ *        loud: bool (default false), fail: "transient" (optional)}
+ * -> `count` ConfigMaps NAME-0.. with the greeting, the number of related
+ *    Nodes and the config's `level`; a status; a Normal event; requeue 30 s.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sous.h"
+
+sous_error *sous_reconcile(const sous_request *request, sous_response *response) {
+    int64_t count;
+    const char *greeting = "hello", *fail = "";
+    bool loud = false;
+    sous_error *error;
+    if ((error = sous_spec_int(request, "count", 1, 5, &count)) ||
+        (error = sous_spec_string_or(request, "greeting", &greeting)) ||
+        (error = sous_spec_bool_or(request, "loud", &loud)) ||
+        (error = sous_spec_string_or(request, "fail", &fail)))
+        return error;
+    if (strcmp(fail, "transient") == 0) return sous_transient("asked to fail for %lld", (long long)count);
+
+    int nodes = 0;
+    for (const cJSON *node = sous_related_of_kind(request, "Node", NULL); node;
+         node = sous_related_of_kind(request, "Node", node))
+        nodes++;
+    double level = sous_get_number(request->config, "level", 0);
+    sous_log_info("%d related nodes, config level %g", nodes, level);
+
+    const char *name = sous_name(request);
+    for (int64_t i = 0; i < count; i++) {
+        char child_name[300], nodes_text[32];
+        snprintf(child_name, sizeof child_name, "%s-%lld", name, (long long)i);
+        snprintf(nodes_text, sizeof nodes_text, "%d", nodes);
+        cJSON *config_map = sous_object("v1", "ConfigMap", child_name);
+        sous_object_label(config_map, "app.kubernetes.io/name", name);
+        sous_object_annotation(config_map, "example.com/volume", loud ? "LOUD" : "quiet");
+        if (i == 0) sous_object_namespace(config_map, "elsewhere");
+        sous_object_field(config_map, "data",
+                          sous_string_map("greeting", greeting, "nodes", nodes_text, NULL));
+        sous_response_child(response, config_map);
+    }
+
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddNumberToObject(status, "configMaps", (double)count);
+    cJSON_AddNumberToObject(status, "level", level);
+    cJSON_AddNumberToObject(status, "generation", (double)sous_generation(request));
+    cJSON_AddBoolToObject(status, "clusterScoped", sous_namespace(request) == NULL);
+    sous_response_status(response, status);
+    sous_response_event(response, false, "Greeted", greeting);
+    sous_response_requeue_after_ms(response, 30000);
+    return NULL;
+}
