@@ -12,7 +12,9 @@ use sous::runtime::{CallError, EngineOptions, Limits, LoadedModule, Runtime, Run
 use sous::validate::Rules;
 
 /// One pooled runtime per test binary, as in the host: faults in one call
-/// must not poison the slots later calls reuse.
+/// must not poison the slots later calls reuse. Compiled modules are kept
+/// on disk between test binaries and runs (big interpreted guests take
+/// seconds to compile).
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
@@ -21,7 +23,7 @@ pub fn runtime() -> &'static Runtime {
                 pool_slots: Some(8),
                 ..EngineOptions::default()
             },
-            cache_dir: None,
+            cache_dir: Some(std::env::temp_dir().join("sous-tests-cache")),
         })
         .expect("runtime")
     })

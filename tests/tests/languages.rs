@@ -17,13 +17,15 @@ use sous_tests::{attacks, guests};
 
 /// A language's `my-app` and `hostile` components.
 struct Language {
+    name: &'static str,
     my_app: Arc<LoadedModule>,
     hostile: Arc<LoadedModule>,
 }
 
 impl Language {
-    fn build(language: &str) -> Self {
+    fn build(language: &'static str) -> Self {
         Self {
+            name: language,
             my_app: attacks::load(&guests::component(language, "my-app")),
             hostile: attacks::load(&guests::component(language, "hostile")),
         }
@@ -55,9 +57,9 @@ fn golden_cases() -> Vec<(String, Observed)> {
         .collect()
 }
 
-fn answers_like_rust(language: &str) {
+fn answers_like_rust(guest: &Language) {
     let rust = attacks::load(&guests::guest("my_app"));
-    let other = Language::build(language).my_app;
+    let language = guest.name;
     let cases = golden_cases();
     assert!(cases.len() >= 4, "{cases:?}");
     for (case, observed) in cases {
@@ -71,12 +73,16 @@ fn answers_like_rust(language: &str) {
             )
             .map_err(|e| e.to_string())
         };
-        assert_eq!(render(&other), render(&rust), "{language}: case `{case}`");
+        assert_eq!(
+            render(&guest.my_app),
+            render(&rust),
+            "{language}: case `{case}`"
+        );
     }
 }
 
-fn an_endless_loop_runs_out_of_fuel(language: &str) {
-    let guest = Language::build(language);
+fn an_endless_loop_runs_out_of_fuel(guest: &Language) {
+    let language = guest.name;
     let limits = Limits {
         fuel: 50_000_000,
         deadline: Duration::from_secs(30),
@@ -91,8 +97,8 @@ fn an_endless_loop_runs_out_of_fuel(language: &str) {
     guest.assert_host_serves();
 }
 
-fn an_endless_loop_is_stopped_by_its_deadline(language: &str) {
-    let guest = Language::build(language);
+fn an_endless_loop_is_stopped_by_its_deadline(guest: &Language) {
+    let language = guest.name;
     let deadline = Duration::from_millis(500);
     let limits = Limits {
         fuel: u64::MAX,
@@ -108,8 +114,8 @@ fn an_endless_loop_is_stopped_by_its_deadline(language: &str) {
     guest.assert_host_serves();
 }
 
-fn a_memory_bomb_hits_the_memory_limit(language: &str) {
-    let guest = Language::build(language);
+fn a_memory_bomb_hits_the_memory_limit(guest: &Language) {
+    let language = guest.name;
     let limits = Limits {
         max_memory_bytes: 128 << 20,
         ..Limits::default()
@@ -125,8 +131,8 @@ fn a_memory_bomb_hits_the_memory_limit(language: &str) {
     guest.assert_host_serves();
 }
 
-fn a_crash_is_a_trap(language: &str) {
-    let guest = Language::build(language);
+fn a_crash_is_a_trap(guest: &Language) {
+    let language = guest.name;
     let (error, _) = guest.call_error("panic", &Limits::default());
     assert!(
         matches!(error, CallError::Trap { .. }),
@@ -135,29 +141,37 @@ fn a_crash_is_a_trap(language: &str) {
     guest.assert_host_serves();
 }
 
-/// The same tests for each language, named `<language>::<test>`.
+/// The same tests for each language, named `<language>::<test>`; each
+/// language's components are built and compiled once for all its tests.
 macro_rules! language {
     ($language:ident) => {
         mod $language {
+            use std::sync::OnceLock;
+
+            fn guest() -> &'static super::Language {
+                static GUEST: OnceLock<super::Language> = OnceLock::new();
+                GUEST.get_or_init(|| super::Language::build(stringify!($language)))
+            }
+
             #[test]
             fn my_app_answers_like_rust() {
-                super::answers_like_rust(stringify!($language));
+                super::answers_like_rust(guest());
             }
             #[test]
             fn an_endless_loop_runs_out_of_fuel() {
-                super::an_endless_loop_runs_out_of_fuel(stringify!($language));
+                super::an_endless_loop_runs_out_of_fuel(guest());
             }
             #[test]
             fn an_endless_loop_is_stopped_by_its_deadline() {
-                super::an_endless_loop_is_stopped_by_its_deadline(stringify!($language));
+                super::an_endless_loop_is_stopped_by_its_deadline(guest());
             }
             #[test]
             fn a_memory_bomb_hits_the_memory_limit() {
-                super::a_memory_bomb_hits_the_memory_limit(stringify!($language));
+                super::a_memory_bomb_hits_the_memory_limit(guest());
             }
             #[test]
             fn a_crash_is_a_trap() {
-                super::a_crash_is_a_trap(stringify!($language));
+                super::a_crash_is_a_trap(guest());
             }
         }
     };
