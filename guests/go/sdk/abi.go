@@ -36,8 +36,12 @@ func hostLog(level Level, message string) {
 //go:noinline
 func keepAlive(any) {}
 
-// pinned holds every buffer shared with the host during one call.
-var pinned [][]byte
+// pinned holds every buffer shared with the host during one call, and
+// pinnedStrings every string of the answer (lowered in place, not copied).
+var (
+	pinned        [][]byte
+	pinnedStrings []string
+)
 
 // alloc returns the address of size fresh zeroed bytes aligned to align,
 // pinned until the post-return function.
@@ -98,10 +102,14 @@ func stringList(address, count uint32) []string {
 	return list
 }
 
-// lowerString copies s into pinned memory and stores (ptr, len) at address.
+// lowerString stores (ptr, len) of s at address. Go strings are immutable,
+// so the host reads s where it is, kept alive until the post-return function.
 func lowerString(address uint32, s string) {
-	pointer := alloc(uint32(len(s)), 1)
-	copy(bytesAt(pointer, uint32(len(s))), s)
+	pointer := uint32(1) // any address will do for an empty string
+	if len(s) > 0 {
+		pinnedStrings = append(pinnedStrings, s)
+		pointer = uint32(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+	}
 	store32(address, pointer)
 	store32(address+4, uint32(len(s)))
 }
@@ -229,7 +237,7 @@ func exportFinalize(reconcilerPtr, reconcilerLen, parentPtr, parentLen, children
 }
 
 //go:wasmexport cabi_post_reconcile
-func postReconcile(uint32) { pinned = nil }
+func postReconcile(uint32) { pinned, pinnedStrings = nil, nil }
 
 //go:wasmexport cabi_post_finalize
-func postFinalize(uint32) { pinned = nil }
+func postFinalize(uint32) { pinned, pinnedStrings = nil, nil }

@@ -3,6 +3,7 @@ package sous
 import (
 	"encoding/json"
 	"time"
+	"unsafe"
 )
 
 // Event is a Kubernetes Event to record on the parent.
@@ -35,8 +36,8 @@ type Response struct {
 // NewResponse has no children, no status change and no requeue.
 func NewResponse() *Response { return &Response{} }
 
-// Child adds a desired child: an [Object], an [*ObjectBuilder] or anything
-// that encodes to a JSON object. Every child to keep must be added on every
+// Child adds a desired child: an [Object], an [*ObjectBuilder], a [RawJSON]
+// or anything that encodes to a JSON object. Every child to keep must be added on every
 // call: owned children missing from the response are deleted.
 func (r *Response) Child(child any) *Response {
 	r.children = append(r.children, child)
@@ -116,15 +117,26 @@ func (f *FinalizeResponse) Wire() Wire {
 	return Wire{Done: f.done, RequeueAfterMs: millis(f.requeueAfter), Events: f.events}
 }
 
+// RawJSON is JSON text handed to the host verbatim, unchecked (the host
+// checks it): for a child or status already serialized.
+type RawJSON string
+
 func jsonText(value any) (string, *Error) {
-	if builder, ok := value.(*ObjectBuilder); ok {
-		value = builder.Build()
+	switch value := value.(type) {
+	case RawJSON:
+		return string(value), nil
+	case *ObjectBuilder:
+		return jsonText(value.Build())
 	}
 	text, err := json.Marshal(value)
 	if err != nil {
 		return "", Transient("the reconciler answered a value that is not JSON: %v", err)
 	}
-	return string(text), nil
+	if len(text) == 0 {
+		return "", nil
+	}
+	// The bytes are never written again: share them instead of copying.
+	return unsafe.String(&text[0], len(text)), nil
 }
 
 func millis(delay *time.Duration) *uint64 {
