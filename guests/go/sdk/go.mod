@@ -1,0 +1,3 @@
+module sous
+
+go 1.24
