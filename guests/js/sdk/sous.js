@@ -339,6 +339,22 @@ export function rollout(observed, wanted) {
   return { ready, phase };
 }
 
+// ------------------------------------------------------------ conditions ---
+
+/** The condition of `type` in an observed object's `status.conditions`, or undefined. */
+export function condition(observed, type) {
+  const conditions = observed?.status?.conditions;
+  return Array.isArray(conditions) ? conditions.find((c) => c?.type === type) : undefined;
+}
+
+/**
+ * Whether an observed object reports itself ready: a `Ready` condition whose
+ * status is `"True"` (the Kubernetes convention). A missing object is not ready.
+ */
+export function isReady(observed) {
+  return condition(observed, "Ready")?.status === "True";
+}
+
 // ---------------------------------------------------------------- export ---
 
 // The WIT `result<_, error>` of an export: a returned value is `ok`, a thrown
