@@ -1,0 +1,6 @@
+// Stands in for the host's `sous:reconciler/log@0.1.0` import when the SDK
+// runs under Node (unit tests): records what was logged.
+export const records = [];
+export function log(level, message) {
+  records.push([level, message]);
+}
