@@ -56,6 +56,40 @@ fn scaffold_builds_and_passes_its_golden_case(language: &str) {
         Some("1 passed, 0 failed"),
         "{stdout}"
     );
+
+    // The README's third command, as written there, with `--dry-run`.
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    let push = push_command(&readme);
+    let pushed = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("\"$SOUS\" {push} --dry-run"))
+        .env("SOUS", env!("CARGO_BIN_EXE_sous"))
+        .current_dir(&project));
+    let manifests = String::from_utf8_lossy(&pushed.stdout);
+    assert!(
+        manifests.contains("kind: Reconciler") && manifests.contains(&format!("name: {name}")),
+        "{manifests}"
+    );
+}
+
+/// The `sous push` command of a README, its continuation lines joined and
+/// its trailing comment dropped, without the leading `sous`.
+fn push_command(readme: &str) -> String {
+    let start = readme
+        .find("sous push --")
+        .unwrap_or_else(|| panic!("no `sous push` command in:\n{readme}"));
+    let mut command = String::new();
+    for line in readme[start..].lines() {
+        let line = line.split(" #").next().unwrap_or_default().trim_end();
+        match line.strip_suffix('\\') {
+            Some(continued) => command.push_str(continued),
+            None => {
+                command.push_str(line);
+                break;
+            }
+        }
+    }
+    command.trim_start_matches("sous ").to_string()
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::impersonation_bounds_writes),
         scenario!(operator::restart_converges_without_duplicates),
         scenario!(operator::large_module_loads_from_parts),
+        scenario!(operator::python_my_app_from_config_map_parts),
         scenario!(operator::one_leader_among_two_hosts),
         scenario!(operator::missing_parent_kind_is_retried),
         scenario!(operator::steady_state_costs_no_calls),

@@ -658,6 +658,35 @@ pub async fn large_module_loads_from_parts(env: Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Python `my-app` (an 18 MiB component carrying CPython) goes up
+/// compressed and split over several ConfigMaps, loads, and reconciles a
+/// parent exactly like the Rust one: Deployment and Service, `Ready`.
+pub async fn python_my_app_from_config_map_parts(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let module = std::fs::read(sous_tests::guests::component("python", "my-app"))?;
+    let source = world.upload("python", &module).await;
+    let parts = source["parts"].as_array().unwrap().len();
+    assert!(
+        parts >= 2,
+        "an 18 MiB Python component needs several ConfigMaps, got {parts}"
+    );
+    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let _host = world.host("python");
+    world.wait_digest("my-app", &module).await;
+    world.apply(my_app("web", 2)).await;
+    let parent = world
+        .wait_parent("MyApp", "web", "True", Some("Reconciled"))
+        .await;
+    assert_eq!(parent.data["status"]["readyReplicas"], 0);
+    let deployment = world
+        .get("apps/v1", "Deployment", "web")
+        .await
+        .expect("Deployment");
+    assert_eq!(deployment.data["spec"]["replicas"], 2);
+    assert!(world.get("v1", "Service", "web").await.is_some(), "Service");
+    Ok(())
+}
+
 /// Two hosts: one leads and reconciles; when it dies, the other takes over
 /// within the Lease's duration.
 pub async fn one_leader_among_two_hosts(env: Env) -> anyhow::Result<()> {
