@@ -4,14 +4,15 @@
 //!   parent (guests/golden/my-app), errors included;
 //! - an endless loop, a memory bomb and a crash written in that language end
 //!   in the same typed errors as the Rust hostile guest's, and the host still
-//!   serves the next call.
+//!   serves the next call;
+//! - `finalize` is exported, and by default answers done at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sous::inputs;
 use sous::render::{self, Observed};
-use sous::runtime::{CallError, Limits, LoadedModule};
+use sous::runtime::{CallContext, CallError, Limits, LoadedModule};
 use sous::validate::Rules;
 use sous_tests::{attacks, guests};
 
@@ -141,6 +142,22 @@ fn a_crash_is_a_trap(guest: &Language) {
     guest.assert_host_serves();
 }
 
+fn finalize_is_exported_and_done_by_default(guest: &Language) {
+    let language = guest.name;
+    let context = CallContext {
+        reconciler: "my-app".into(),
+        parent: "test/h".into(),
+    };
+    let request = render::request("my-app", &attacks::hostile_parent("none"));
+    let finalized = guest
+        .my_app
+        .finalize(&request, &Limits::default(), context)
+        .unwrap_or_else(|e| panic!("{language}: finalize failed: {e}"));
+    assert!(finalized.done, "{language}");
+    assert_eq!(finalized.requeue_after, None, "{language}");
+    assert!(finalized.events.is_empty(), "{language}");
+}
+
 /// The same tests for each language, named `<language>::<test>`; each
 /// language's components are built and compiled once for all its tests.
 macro_rules! language {
@@ -172,6 +189,10 @@ macro_rules! language {
             #[test]
             fn a_crash_is_a_trap() {
                 super::a_crash_is_a_trap(guest());
+            }
+            #[test]
+            fn finalize_is_exported_and_done_by_default() {
+                super::finalize_is_exported_and_done_by_default(guest());
             }
         }
     };
