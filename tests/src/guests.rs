@@ -1,4 +1,5 @@
-//! The Rust guests, really built from `guests/rust` with cargo, once per process.
+//! The guests, really built from `guests/`: the Rust ones with cargo, once per
+//! process; every other language with its own `guests/<lang>/build`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
