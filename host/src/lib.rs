@@ -18,4 +18,5 @@ pub mod runtime;
 pub mod scaffold;
 pub mod source;
 pub mod telemetry;
+pub mod tenancy;
 pub mod validate;

@@ -14,6 +14,7 @@ use crate::policy;
 use crate::registry::{self, Host};
 use crate::runtime::{EngineOptions, Runtime, RuntimeOptions};
 use crate::telemetry::{Health, Metrics, serve};
+use crate::tenancy::{self, Tenancy};
 
 /// Name of the Lease the hosts of one installation elect a leader with.
 pub const LEASE_NAME: &str = "sous-leader";
@@ -37,6 +38,11 @@ pub struct OperatorOptions {
     pub cache_dir: Option<PathBuf>,
     /// Guest calls at once across all reconcilers (also the pool's slots).
     pub guest_slots: usize,
+    /// Only serve Reconcilers and ClusterReconcilers matching this label
+    /// selector; `None`: all.
+    pub reconciler_selector: Option<String>,
+    /// How namespaced Reconcilers are confined.
+    pub tenancy: Tenancy,
 }
 
 /// Runs the host until `shutdown` resolves (or, with leader election, until
@@ -71,7 +77,13 @@ pub async fn run(
         .apiserver_version()
         .await
         .context("reaching the Kubernetes API server")?;
-    tracing::info!(server = %version.git_version, identity = %options.identity, namespace = %options.namespace, "connected");
+    let user = tenancy::host_user(&client).await;
+    tracing::info!(server = %version.git_version, identity = %options.identity, user = user.as_deref().unwrap_or("unknown"), namespace = %options.namespace, "connected");
+    if options.tenancy.allow_escalation {
+        tracing::warn!(
+            "tenant escalation is allowed (--allow-tenant-escalation): namespaced Reconcilers are not confined to their namespace and, without spec.serviceAccountName, write as the host itself; whoever may create a Reconciler may take over the cluster"
+        );
+    }
     let runtime = Runtime::new(&RuntimeOptions {
         engine: EngineOptions {
             pool_slots: Some(u32::try_from(options.guest_slots).unwrap_or(u32::MAX)),
@@ -87,6 +99,7 @@ pub async fn run(
         Arc::new(runtime),
         metrics,
         &options,
+        user,
     ));
     health.set_ready(true);
     let result = match options.leader_election {

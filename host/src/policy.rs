@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn the_multi_namespace_example_builds() {
-        let reconciler: Reconciler =
+        let reconciler: ClusterReconciler =
             serde_yaml::from_str(include_str!("../../policies/examples/multi-namespace.yaml"))
                 .unwrap();
         let policy = Policy::for_reconciler(&reconciler.spec.0, scopes()).unwrap();
@@ -408,6 +408,16 @@ mod tests {
         );
         assert!(!policy.rules.allow_cluster_scoped);
         assert!(reconciler.spec.0.service_account_name.is_some());
+    }
+
+    #[test]
+    fn the_tenant_example_builds_within_its_namespace() {
+        let reconciler: Reconciler =
+            serde_yaml::from_str(include_str!("../../policies/examples/tenant.yaml")).unwrap();
+        let policy = Policy::for_reconciler(&reconciler.spec.0, scopes()).unwrap();
+        assert!(policy.limits.fuel < Limits::default().fuel);
+        assert_eq!(policy.rules.namespaces, NamespaceRule::Parent);
+        assert!(!policy.rules.allow_cluster_scoped);
     }
 
     #[test]

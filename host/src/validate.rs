@@ -39,7 +39,7 @@ impl TypeRef {
 
     /// Whether both name the same resource, in any version: the group and
     /// kind agree (a resource's scope is the same in all its versions).
-    fn same_resource(&self, other: &Self) -> bool {
+    pub fn same_resource(&self, other: &Self) -> bool {
         self.kind == other.kind && self.group() == other.group()
     }
 }
@@ -391,6 +391,12 @@ const NAMESPACE_MAX: usize = 63;
 /// Whether `value` could name a namespace.
 pub fn is_valid_namespace(value: &str) -> bool {
     is_valid_name(value, NAMESPACE_MAX)
+}
+
+/// Whether `value` could name an object such as a ServiceAccount (a DNS-1123
+/// subdomain).
+pub fn is_valid_object_name(value: &str) -> bool {
+    is_valid_name(value, NAME_MAX)
 }
 
 /// A DNS-1123 subdomain of at most `max` characters: what Kubernetes accepts

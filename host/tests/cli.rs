@@ -313,9 +313,20 @@ fn crds_prints_both_definitions_as_yaml() {
     );
 }
 
-/// `sous push --dry-run` of the my-app guest with `extra` arguments: the
-/// printed ConfigMaps, the printed reconciler document, and stderr.
-fn push_my_app(extra: &[&str]) -> (Vec<ConfigMap>, Value, String) {
+/// What `sous push --dry-run` printed.
+struct Pushed {
+    /// The module ConfigMaps, in order.
+    config_maps: Vec<ConfigMap>,
+    /// The Reconciler or ClusterReconciler.
+    reconciler: Value,
+    /// The ServiceAccount, Role and RoleBinding, in that order.
+    grants: Vec<Value>,
+    /// What it said on stderr.
+    stderr: String,
+}
+
+/// `sous push --dry-run` of the my-app guest with `extra` arguments.
+fn push_my_app(extra: &[&str]) -> Pushed {
     let module = guests::guest("my_app");
     let mut args = vec![
         "push",
@@ -335,17 +346,27 @@ fn push_my_app(extra: &[&str]) -> (Vec<ConfigMap>, Value, String) {
     let output = sous(&args);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let mut documents: Vec<Value> = text(&output.stdout)
+    let documents: Vec<Value> = text(&output.stdout)
         .split("---\n")
         .filter(|document| !document.trim().is_empty())
         .map(|document| serde_yaml::from_str(document).expect("each document is YAML"))
         .collect();
-    let reconciler = documents.pop().expect("the reconciler comes last");
-    let config_maps = documents
+    let (config_maps, rest): (Vec<Value>, Vec<Value>) = documents
         .into_iter()
-        .map(|document| serde_json::from_value(document).expect("a ConfigMap"))
-        .collect();
-    (config_maps, reconciler, stderr)
+        .partition(|document| document["kind"] == "ConfigMap");
+    let (mut reconcilers, grants): (Vec<Value>, Vec<Value>) = rest
+        .into_iter()
+        .partition(|document| document["apiVersion"] == "sous.dev/v1alpha1");
+    assert_eq!(reconcilers.len(), 1, "one reconciler");
+    Pushed {
+        config_maps: config_maps
+            .into_iter()
+            .map(|document| serde_json::from_value(document).expect("a ConfigMap"))
+            .collect(),
+        reconciler: reconcilers.remove(0),
+        grants,
+        stderr,
+    }
 }
 
 /// The module the host would read from `config_maps` for `reconciler`.
@@ -364,8 +385,12 @@ fn module_of(reconciler: &Value, config_maps: &[ConfigMap]) -> sous::source::Mod
 fn push_dry_run_prints_the_module_config_map_and_the_reconciler() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "config.yaml", b"greeting: hello\n");
-    let (config_maps, reconciler, stderr) =
-        push_my_app(&["--namespace", "shop", "--config", config.to_str().unwrap()]);
+    let Pushed {
+        config_maps,
+        reconciler,
+        grants,
+        stderr,
+    } = push_my_app(&["--namespace", "shop", "--config", config.to_str().unwrap()]);
     let bytes = guests::guest_bytes("my_app");
     let digest = Digest::of(&bytes).to_string();
 
@@ -394,6 +419,22 @@ fn push_dry_run_prints_the_module_config_map_and_the_reconciler() {
         })
     );
     assert_eq!(module_of(&reconciler, &config_maps).bytes, bytes);
+    assert_eq!(spec["serviceAccountName"], "my-app");
+    let kinds: Vec<&str> = grants.iter().map(|g| g["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding"]);
+    assert_eq!(
+        grants[1]["rules"],
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["services"],
+             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            {"apiGroups": ["apps"], "resources": ["deployments"],
+             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            {"apiGroups": ["example.sous.dev"], "resources": ["myapps"],
+             "verbs": ["get", "list", "watch"]},
+        ])
+    );
+    assert_eq!(grants[2]["subjects"][0]["name"], "my-app");
+    assert_eq!(grants[2]["subjects"][0]["namespace"], "shop");
     assert!(
         stderr.starts_with("module ")
             && stderr.contains(&format!("sha256 {digest}, {} bytes", bytes.len()))
@@ -404,7 +445,13 @@ fn push_dry_run_prints_the_module_config_map_and_the_reconciler() {
 
 #[test]
 fn push_dry_run_of_a_cluster_reconciler_splits_into_parts_in_the_host_namespace() {
-    let (config_maps, reconciler, _) = push_my_app(&["--cluster", "--max-part-bytes", "30000"]);
+    let Pushed {
+        config_maps,
+        reconciler,
+        grants,
+        ..
+    } = push_my_app(&["--cluster", "--max-part-bytes", "30000"]);
+    assert!(grants.is_empty(), "a ClusterReconciler gets no Role");
     assert!(config_maps.len() > 1, "{}", config_maps.len());
     for config_map in &config_maps {
         assert_eq!(
@@ -425,6 +472,25 @@ fn push_dry_run_of_a_cluster_reconciler_splits_into_parts_in_the_host_namespace(
     );
     let module = module_of(&reconciler, &config_maps);
     assert_eq!(module.bytes, guests::guest_bytes("my_app"));
+}
+
+#[test]
+fn push_dry_run_without_rbac_names_only_the_given_service_account() {
+    let pushed = push_my_app(&[
+        "--namespace",
+        "shop",
+        "--no-rbac",
+        "--service-account",
+        "ops",
+    ]);
+    assert!(pushed.grants.is_empty(), "{:?}", pushed.grants);
+    assert_eq!(pushed.reconciler["spec"]["serviceAccountName"], "ops");
+    let pushed = push_my_app(&["--namespace", "shop", "--no-rbac"]);
+    assert!(
+        pushed.reconciler["spec"]
+            .get("serviceAccountName")
+            .is_none()
+    );
 }
 
 #[test]
@@ -454,4 +520,67 @@ fn push_refuses_a_file_that_is_not_a_module_in_one_line() {
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn namespaced_checks_answers_and_policies_as_the_host_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = write(
+        dir.path(),
+        "parent.yaml",
+        b"apiVersion: example.sous.dev/v1\nkind: Hostile\nmetadata: {name: h, namespace: tenant}\nspec: {attack: elsewhere, namespace: victim}\n",
+    );
+    let module = guests::guest("hostile");
+    let render = |extra: &[&str]| {
+        let mut args = vec![
+            "render",
+            "--module",
+            module.to_str().unwrap(),
+            "--parent",
+            parent.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        sous(&args)
+    };
+    let open = render(&[]);
+    assert!(open.status.success(), "{}", text(&open.stderr));
+    assert!(text(&open.stdout).contains("namespace: victim"));
+
+    let confined = render(&["--namespaced"]);
+    assert!(!confined.status.success());
+    assert!(
+        text(&confined.stderr).contains("namespace `victim` is not allowed"),
+        "{}",
+        text(&confined.stderr)
+    );
+
+    let wide = write(
+        dir.path(),
+        "wide.yaml",
+        b"policy: {allowedNamespaces: ['*']}\n",
+    );
+    let refused = render(&["--namespaced", "--policy", wide.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains(
+            "`policy.allowedNamespaces` names namespace `*`, but a namespaced Reconciler reaches only its own namespace"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let manifest = write(
+        dir.path(),
+        "reconciler.yaml",
+        b"apiVersion: sous.dev/v1alpha1\nkind: Reconciler\nmetadata: {name: r, namespace: tenant}\nspec:\n  parent: {apiVersion: example.sous.dev/v1, kind: Hostile}\n  children: [{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRoleBinding}]\n  module: {configMapRef: {name: m, key: k}}\n",
+    );
+    let refused = render(&["--policy", manifest.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains(
+            "child kind `rbac.authorization.k8s.io/v1/ClusterRoleBinding` is cluster-scoped, but a namespaced Reconciler reaches only its own namespace"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sous::leader::LeaseTiming;
 use sous::operator::{self, OperatorOptions};
+use sous::tenancy::Tenancy;
 use tokio::sync::oneshot;
 
 /// A running host.
@@ -39,6 +40,8 @@ pub fn options(
         health_addr: None,
         cache_dir: None,
         guest_slots: 2,
+        reconciler_selector: None,
+        tenancy: Tenancy::default(),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::inputs::InputError;
 use crate::policy::Policy;
 use crate::runtime::{EngineOptions, Limits, LoadError, Runtime, RuntimeOptions};
 use crate::telemetry::LogFormat;
+use crate::tenancy::confine;
 use crate::validate::{NamespaceRule, Rules, TypeRef};
 
 /// Kubernetes operators as uploadable WebAssembly components.
@@ -87,16 +88,31 @@ pub struct LimitArgs {
     /// Kinds the guest may produce, as apiVersion/Kind (e.g. `apps/v1/Deployment`); repeatable. Default: any.
     #[arg(long = "allow-kind", value_parser = TypeRef::parse)]
     pub allow_kinds: Vec<TypeRef>,
+    /// Check as the host checks a namespaced Reconciler: children only in
+    /// the parent's namespace, nothing cluster-scoped, and a policy asking
+    /// for more refused. (A `Reconciler` manifest given to `--policy` is
+    /// namespaced by its kind.)
+    #[arg(long)]
+    pub namespaced: bool,
 }
 
 impl LimitArgs {
     /// The policy in force: the `--policy` file's, else the flags'. Either
     /// way Kubernetes' built-in cluster-scoped kinds get no namespace.
     pub fn policy(&self) -> Result<Policy, InputError> {
-        if let Some(path) = &self.policy {
-            return policy::read(path);
+        let mut policy = match &self.policy {
+            Some(path) => policy::read(path, self.namespaced)?,
+            None => self.flags_policy(),
+        };
+        if self.namespaced {
+            confine::confine_rules(&mut policy.rules);
         }
-        Ok(Policy {
+        Ok(policy)
+    }
+
+    /// The policy of the limit flags.
+    fn flags_policy(&self) -> Policy {
+        Policy {
             limits: Limits {
                 fuel: self.fuel,
                 deadline: Duration::from_millis(self.timeout_ms),
@@ -110,7 +126,7 @@ impl LimitArgs {
                 cluster_scoped: policy::builtin_cluster_scoped(),
                 allow_cluster_scoped: true,
             },
-        })
+        }
     }
 }
 

@@ -13,34 +13,77 @@ use k8s_openapi::{ClusterResourceScope, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::crd::{PolicySpec, ReconcilerSpec};
+use super::DEFAULT_HOST_NAMESPACE;
+use crate::crd::{PolicySpec, ReconcilerKey, ReconcilerSpec, TypeMeta};
 use crate::inputs::{self, InputError};
 use crate::policy::Policy;
+use crate::tenancy::{Identity, Tenancy, confine};
 use crate::validate::TypeRef;
 
 /// The policy in `path`: either a whole Reconciler or ClusterReconciler
 /// manifest (its `spec.policy` over the default, allowed kinds defaulting to
 /// its `spec.children`, exactly as in a cluster), or a bare `policy:` block
 /// (allowed kinds defaulting to any, since no children are named).
-pub fn read(path: &Path) -> Result<Policy, InputError> {
+///
+/// A `Reconciler` manifest, and a block when `namespaced`, is confined as the
+/// host confines a namespaced Reconciler: a policy or kind reaching beyond
+/// its namespace is refused with the host's own message.
+pub fn read(path: &Path, namespaced: bool) -> Result<Policy, InputError> {
     let document = inputs::read_value(path)?;
+    let invalid = |problem: String| InputError::new(path, problem);
     let policy = match document["kind"].as_str() {
-        Some("Reconciler" | "ClusterReconciler") => {
+        Some(kind @ ("Reconciler" | "ClusterReconciler")) => {
             let spec: ReconcilerSpec = parse(path, &document["spec"], "spec")?;
+            match (kind, namespaced) {
+                ("ClusterReconciler", true) => {
+                    return Err(invalid(
+                        "is a ClusterReconciler, which is not namespaced; drop --namespaced".into(),
+                    ));
+                }
+                ("Reconciler", _) => confine_manifest(&document, &spec).map_err(invalid)?,
+                _ => {}
+            }
             Policy::for_reconciler(&spec, builtin_cluster_scoped())
         }
         _ if document.get("policy").is_some() => {
             let block: PolicySpec = parse(path, &document["policy"], "policy")?;
+            if namespaced {
+                confine::check_policy(&block, None).map_err(|e| invalid(e.to_string()))?;
+            }
             Policy::for_block(&block, builtin_cluster_scoped())
         }
         _ => {
-            return Err(InputError::new(
-                path,
-                "is neither a Reconciler/ClusterReconciler manifest nor a `policy:` block; see policies/ for both forms",
+            return Err(invalid(
+                "is neither a Reconciler/ClusterReconciler manifest nor a `policy:` block; see policies/ for both forms".into(),
             ));
         }
     };
-    policy.map_err(|error| InputError::new(path, error.to_string()))
+    policy.map_err(|error| invalid(error.to_string()))
+}
+
+/// The host's confinement of a namespaced Reconciler manifest, offline: its
+/// namespace (`default` when it names none), Kubernetes' built-in kinds for
+/// discovery, and no host identity to compare with.
+fn confine_manifest(document: &Value, spec: &ReconcilerSpec) -> Result<(), String> {
+    let key = ReconcilerKey::namespaced(
+        document["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default"),
+        document["metadata"]["name"].as_str().unwrap_or_default(),
+    );
+    let tenancy = Tenancy::default();
+    let identity = Identity::of(&key, spec, &tenancy, DEFAULT_HOST_NAMESPACE);
+    let cluster_scoped = builtin_cluster_scoped();
+    let scope = |role: &'static str, kind: &TypeMeta| {
+        let kind = TypeRef::from(kind);
+        let namespaced = !cluster_scoped.iter().any(|c| c.same_resource(&kind));
+        (role, kind, namespaced)
+    };
+    let kinds = std::iter::once(scope("parent", &spec.parent))
+        .chain(spec.children.iter().map(|child| scope("child", child)));
+    confine::check_spec(&key, spec, &tenancy, &identity, None)
+        .and_then(|()| confine::no_cluster_scoped(kinds))
+        .map_err(|error| error.to_string())
 }
 
 fn parse<T: DeserializeOwned>(path: &Path, value: &Value, field: &str) -> Result<T, InputError> {
@@ -91,7 +134,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.yaml");
         std::fs::write(&path, text).unwrap();
-        read(&path)
+        read(&path, false)
     }
 
     #[test]
@@ -101,8 +144,9 @@ mod tests {
             "default.yaml",
             "examples/multi-namespace.yaml",
             "examples/cluster-scoped.yaml",
+            "examples/tenant.yaml",
         ] {
-            let policy = read(&root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let policy = read(&root.join(file), false).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert!(
                 policy
                     .rules

@@ -9,6 +9,7 @@ use clap::Args;
 use super::CacheArgs;
 use crate::leader::LeaseTiming;
 use crate::operator::{self, OperatorOptions};
+use crate::tenancy::{self, Tenancy};
 
 /// Arguments of `sous run`.
 #[derive(Debug, Args)]
@@ -35,6 +36,20 @@ pub struct RunArgs {
     /// Guest calls at once across all reconcilers [default: the number of CPUs].
     #[arg(long)]
     pub guest_slots: Option<usize>,
+    /// Only serve Reconcilers and ClusterReconcilers with these labels (a
+    /// label selector, e.g. `sous.dev/shard=a`), so several installations
+    /// can share a cluster.
+    #[arg(long, env = "SOUS_RECONCILER_SELECTOR")]
+    pub reconciler_selector: Option<String>,
+    /// The ServiceAccount, in its own namespace, that a namespaced Reconciler
+    /// without `spec.serviceAccountName` writes and reads as.
+    #[arg(long, default_value = tenancy::DEFAULT_SERVICE_ACCOUNT, value_parser = service_account_name)]
+    pub default_service_account: String,
+    /// INSECURE: do not confine namespaced Reconcilers to their namespace, and
+    /// let those without `spec.serviceAccountName` write as the host itself.
+    /// Whoever may create a Reconciler may then take over the cluster.
+    #[arg(long)]
+    pub allow_tenant_escalation: bool,
     /// Compiled-module cache.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -68,6 +83,22 @@ fn options(args: &RunArgs) -> OperatorOptions {
         guest_slots: args
             .guest_slots
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        reconciler_selector: args.reconciler_selector.clone(),
+        tenancy: Tenancy {
+            default_service_account: args.default_service_account.clone(),
+            allow_escalation: args.allow_tenant_escalation,
+        },
+    }
+}
+
+/// A ServiceAccount name, or why not.
+fn service_account_name(value: &str) -> Result<String, String> {
+    if crate::validate::is_valid_object_name(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a ServiceAccount name (lowercase letters, digits, `-` and `.`)"
+        ))
     }
 }
 

@@ -22,6 +22,7 @@ use crate::inputs::{self, InputError};
 use crate::policy::Policy;
 use crate::render;
 use crate::runtime::{LoadedModule, Runtime};
+use crate::tenancy::confine;
 use crate::validate::TypeRef;
 
 const SUITE_FILE: &str = "sous.yaml";
@@ -60,6 +61,10 @@ struct SuiteFile {
     /// A policy file as in `policies/`, relative to the suite directory;
     /// excludes `allowKinds`.
     policy: Option<PathBuf>,
+    /// Check answers as the host checks a namespaced Reconciler's (as
+    /// `--namespaced` does for every suite).
+    #[serde(default)]
+    namespaced: bool,
 }
 
 fn default_cases() -> PathBuf {
@@ -86,7 +91,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let runtime = args.cache.runtime(&policy.limits)?;
     let mut tally = Tally::default();
     for suite in &suites {
-        run_suite(&runtime, suite, &policy, args.update, &mut tally);
+        run_suite(&runtime, suite, &policy, args, &mut tally);
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
@@ -129,9 +134,10 @@ struct Suite {
     cases: Vec<PathBuf>,
 }
 
-fn run_suite(runtime: &Runtime, dir: &Path, policy: &Policy, update: bool, tally: &mut Tally) {
+fn run_suite(runtime: &Runtime, dir: &Path, policy: &Policy, args: &TestArgs, tally: &mut Tally) {
+    let (update, namespaced) = (args.update, args.limits.namespaced);
     let label = dir.display().to_string();
-    match load_suite(runtime, dir, policy) {
+    match load_suite(runtime, dir, policy, namespaced) {
         Ok(suite) => {
             for case in &suite.cases {
                 let case_name = case
@@ -168,7 +174,12 @@ fn run_suite(runtime: &Runtime, dir: &Path, policy: &Policy, update: bool, tally
     }
 }
 
-fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<Suite> {
+fn load_suite(
+    runtime: &Runtime,
+    dir: &Path,
+    policy: &Policy,
+    namespaced: bool,
+) -> anyhow::Result<Suite> {
     let suite_path = dir.join(SUITE_FILE);
     let file: SuiteFile = serde_json::from_value(inputs::read_value(&suite_path)?)
         .map_err(|e| InputError::new(&suite_path, e.to_string()))?;
@@ -189,7 +200,8 @@ fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<
         .load(&bytes)
         .map_err(|e| InputError::new(&module_path, e.to_string()))?
         .module;
-    let policy = match (&file.policy, file.allow_kinds.is_empty()) {
+    let namespaced = namespaced || file.namespaced;
+    let mut policy = match (&file.policy, file.allow_kinds.is_empty()) {
         (Some(_), false) => {
             return Err(InputError::new(
                 &suite_path,
@@ -197,7 +209,7 @@ fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<
             )
             .into());
         }
-        (Some(path), true) => policy::read(&dir.join(path))?,
+        (Some(path), true) => policy::read(&dir.join(path), namespaced)?,
         (None, true) => policy.clone(),
         (None, false) => {
             let kinds = file
@@ -210,6 +222,9 @@ fn load_suite(runtime: &Runtime, dir: &Path, policy: &Policy) -> anyhow::Result<
             policy
         }
     };
+    if namespaced {
+        confine::confine_rules(&mut policy.rules);
+    }
     let cases = read_dir_sorted(&dir.join(&file.cases))?
         .into_iter()
         .filter(|case| case.join("parent.yaml").is_file())

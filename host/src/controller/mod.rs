@@ -175,10 +175,14 @@ fn parent_changed(parent: &DynamicObject) -> Option<u64> {
 /// Children are watched in the reconciler's namespace unless its policy lets
 /// them land elsewhere.
 fn children_scope(spec: &ReconcilerSpec, scope: Option<&str>) -> Option<String> {
-    let elsewhere = spec
-        .policy
-        .as_ref()
-        .is_some_and(|p| p.allowed_namespaces.is_some() || p.allow_cluster_scoped);
+    let elsewhere = spec.policy.as_ref().is_some_and(|policy| {
+        policy.allow_cluster_scoped
+            || policy
+                .allowed_namespaces
+                .iter()
+                .flatten()
+                .any(|namespace| Some(namespace.as_str()) != scope)
+    });
     scope.filter(|_| !elsewhere).map(str::to_string)
 }
 

@@ -75,7 +75,7 @@ pub struct RelatedKind {
 /// One key of one ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfigMapKey {
-    /// The ConfigMap, in the reconciler's namespace.
+    /// The ConfigMap, in `spec.module.namespace`.
     pub name: String,
     /// The key in its `binaryData`.
     pub key: String,
@@ -96,6 +96,11 @@ pub struct ModuleSource {
     /// Refuse any module whose sha256 (hex, of the uncompressed bytes) differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Namespace of the ConfigMaps: the Reconciler's own when absent (the
+    /// host's for a ClusterReconciler). A namespaced Reconciler may only
+    /// name its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Limits of each guest call and what the guest may write.

@@ -1,6 +1,8 @@
-//! The life of one reconciler: resolve its kinds (retrying while they are
-//! missing), check its policy, wait for its first module, then run its
-//! controller until stopped. Each stage reports in the Reconciler's status.
+//! The life of one reconciler: check its confinement (before anything is
+//! read for it), resolve its kinds (retrying while they are missing or its
+//! identity may not read them), check its policy, wait for its first module,
+//! then run its controller until stopped. Each stage reports in the
+//! Reconciler's status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use crate::controller::guest::GuestCaller;
 use crate::controller::{self, Setup, kinds};
 use crate::crd::{ModuleSource, ReconcilerKey, ReconcilerSpec};
 use crate::policy::Policy;
+use crate::tenancy::confine::{self, ConfinementError};
+use crate::tenancy::{Identity, access};
 
 /// First wait before resolving missing kinds again; doubles up to [`RETRY_MAX`].
 const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -77,16 +81,55 @@ async fn run(
     spec: ReconcilerSpec,
     report: Arc<StatusReport>,
     source: watch::Receiver<ModuleSource>,
-    stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let flusher = {
         let (report, client, key) = (report.clone(), host.client.clone(), key.clone());
         tokio::spawn(async move { report.flush_forever(client, key).await })
     };
+    let identity = Identity::of(&key, &spec, &host.tenancy, &host.namespace);
+    // Before anything is read for it, not even its module.
+    match confine::check_spec(&key, &spec, &host.tenancy, &identity, host.user.as_deref()) {
+        Ok(()) => load_and_serve(&host, &key, spec, identity, &report, source, stopped).await,
+        Err(error) => {
+            refuse(&key, &report, error.reason(), error.to_string());
+            report.condition(
+                MODULE_READY,
+                false,
+                "NotLoaded",
+                "the reconciler is refused; see Ready",
+            );
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    }
+    // Let the last status reach the API server before the flusher goes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    flusher.abort();
+    host.metrics.forget(&key.label_value());
+    tracing::info!(reconciler = %key, "reconciler stopped");
+}
+
+/// Records why a reconciler cannot run, in its log and its `Ready` condition.
+fn refuse(key: &ReconcilerKey, report: &StatusReport, reason: &str, message: String) {
+    tracing::warn!(reconciler = %key, reason, %message, "reconciler cannot run");
+    report.condition(READY, false, reason, message);
+}
+
+/// Watches the module's ConfigMaps (hot reload) while serving the
+/// reconciler, until it is stopped.
+async fn load_and_serve(
+    host: &Arc<Host>,
+    key: &ReconcilerKey,
+    spec: ReconcilerSpec,
+    identity: Identity,
+    report: &Arc<StatusReport>,
+    source: watch::Receiver<ModuleSource>,
+    stopped: watch::Receiver<bool>,
+) {
     let (serving, module) = watch::channel(None);
     let module_watch = ModuleWatch {
         key: key.clone(),
-        namespace: key
+        default_namespace: key
             .namespace
             .clone()
             .unwrap_or_else(|| host.namespace.clone()),
@@ -107,47 +150,51 @@ async fn run(
         "reading the module's ConfigMaps",
     );
     let modules = tokio::spawn(watch_modules(module_watch, host.clone()));
-    serve(&host, &key, spec, module.clone(), &report, stopped).await;
+    serve(host, key, identity, spec, module.clone(), report, stopped).await;
     modules.abort();
     if module.borrow().is_some() {
         host.modules_loaded(-1);
     }
-    // Let the last status reach the API server before the flusher goes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    flusher.abort();
-    host.metrics.forget(&key.label_value());
-    tracing::info!(reconciler = %key, "reconciler stopped");
 }
 
-/// Resolves, checks, waits for the module, then runs the controller.
+/// Resolves and checks the kinds, checks what the identity may read and the
+/// policy, waits for the module, then runs the controller.
 async fn serve(
     host: &Arc<Host>,
     key: &ReconcilerKey,
+    identity: Identity,
     spec: ReconcilerSpec,
     mut module: watch::Receiver<Option<Arc<crate::runtime::LoadedModule>>>,
     report: &Arc<StatusReport>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let Some(kinds) = until_stopped(&mut stopped, resolve_kinds(host, key, &spec, report)).await
-    else {
-        return;
-    };
-    let refused = |reason: &str, message: String| {
-        tracing::warn!(reconciler = %key, reason, %message, "reconciler cannot run");
-        report.condition(READY, false, reason, message);
-    };
-    let policy = match Policy::for_reconciler(&spec, kinds.cluster_scoped_children()) {
-        Ok(policy) => policy,
+    let refused = |reason: &str, message: String| refuse(key, report, reason, message);
+    let writer = match identity.client(&host.config) {
+        Ok(writer) => writer,
         Err(error) => {
+            refused("ImpersonationFailed", error.to_string());
+            let _ = stopped.wait_for(|stop| *stop).await;
+            return;
+        }
+    };
+    let checked = until_stopped(
+        &mut stopped,
+        resolve_and_check(host, key, &spec, &identity, &writer, report),
+    )
+    .await;
+    let kinds = match checked {
+        None => return,
+        Some(Ok(kinds)) => kinds,
+        Some(Err(error)) => {
             refused(error.reason(), error.to_string());
             let _ = stopped.wait_for(|stop| *stop).await;
             return;
         }
     };
-    let writer = match host.writer_for(key, &spec) {
-        Ok(writer) => writer,
+    let policy = match Policy::for_reconciler(&spec, kinds.cluster_scoped_children()) {
+        Ok(policy) => policy,
         Err(error) => {
-            refused("ImpersonationFailed", error.to_string());
+            refused(error.reason(), error.to_string());
             let _ = stopped.wait_for(|stop| *stop).await;
             return;
         }
@@ -159,12 +206,6 @@ async fn serve(
             "WaitingForModule",
             "no module loaded yet; see ModuleReady",
         );
-        report.condition(
-            MODULE_READY,
-            false,
-            "Loading",
-            "reading the module's ConfigMaps",
-        );
         if until_stopped(&mut stopped, module.wait_for(Option::is_some))
             .await
             .is_none()
@@ -172,15 +213,7 @@ async fn serve(
             return;
         }
     }
-    let message = if kinds.parent.has_status {
-        format!("watching {} objects", kinds.parent.resource.kind)
-    } else {
-        format!(
-            "watching {} objects; their CRD has no status subresource, so parents' status is not written (add `subresources: {{status: {{}}}}` to it)",
-            kinds.parent.resource.kind
-        )
-    };
-    report.condition(READY, true, "Running", message);
+    report.condition(READY, true, "Running", running_message(&kinds, &identity));
     let setup = Setup {
         key: key.clone(),
         caller: GuestCaller {
@@ -206,6 +239,17 @@ async fn serve(
     .await;
 }
 
+/// The `Ready=True` message: what is watched, as whom, and what the user
+/// may want to fix.
+fn running_message(kinds: &kinds::Kinds, identity: &Identity) -> String {
+    let kind = &kinds.parent.resource.kind;
+    let mut message = format!("watching {kind} objects; writing as {identity}");
+    if !kinds.parent.has_status {
+        message.push_str("; their CRD has no status subresource, so parents' status is not written (add `subresources: {status: {}}` to it)");
+    }
+    message
+}
+
 /// Runs `work` unless the reconciler is stopped first (or its stop sender
 /// is gone, which also means stop).
 async fn until_stopped<T>(
@@ -218,23 +262,40 @@ async fn until_stopped<T>(
     }
 }
 
-/// Resolves the kinds, retrying with backoff while any is missing.
-async fn resolve_kinds(
+/// Resolves the kinds and checks that the reconciler may use them, retrying
+/// with backoff while a kind is missing or its identity may not read one
+/// (an administrator may install the CRD or grant the Role later); a kind
+/// that confinement forbids is final until the spec changes.
+async fn resolve_and_check(
     host: &Host,
     key: &ReconcilerKey,
     spec: &ReconcilerSpec,
+    identity: &Identity,
+    client: &kube::Client,
     report: &StatusReport,
-) -> kinds::Kinds {
+) -> Result<kinds::Kinds, ConfinementError> {
     let mut wait = RETRY_BASE;
     loop {
-        match kinds::resolve(&host.client, spec).await {
-            Ok(kinds) => return kinds,
-            Err(error) => {
-                tracing::warn!(reconciler = %key, reason = error.reason(), %error, retry_in = ?wait, "kinds not resolved");
-                report.condition(READY, false, error.reason(), format!("{error}; retrying"));
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(RETRY_MAX);
+        let (reason, message) = match kinds::resolve(&host.client, spec).await {
+            Ok(kinds) => {
+                confine::check_kinds(key, &kinds, &host.tenancy)?;
+                let Some(namespace) = key
+                    .namespace
+                    .as_deref()
+                    .filter(|_| confine::is_confined(key, &host.tenancy))
+                else {
+                    return Ok(kinds);
+                };
+                match access::check(client, identity, &access::reads(&kinds, namespace)).await {
+                    Ok(()) => return Ok(kinds),
+                    Err(error) => (error.reason(), error.to_string()),
+                }
             }
-        }
+            Err(error) => (error.reason(), error.to_string()),
+        };
+        tracing::warn!(reconciler = %key, reason, %message, retry_in = ?wait, "reconciler not ready to run");
+        report.condition(READY, false, reason, format!("{message}; retrying"));
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
     }
 }

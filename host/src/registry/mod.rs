@@ -19,10 +19,11 @@ use tokio::sync::Semaphore;
 
 pub use self::instance::Instance;
 pub use self::status::{MODULE_READY, READY, StatusReport};
-use crate::crd::{ClusterReconciler, Reconciler, ReconcilerKey, ReconcilerSpec};
+use crate::crd::{ClusterReconciler, ModuleSource, Reconciler, ReconcilerKey, ReconcilerSpec};
 use crate::operator::OperatorOptions;
 use crate::runtime::Runtime;
 use crate::telemetry::Metrics;
+use crate::tenancy::Tenancy;
 
 /// What every reconciler of one host shares.
 pub struct Host {
@@ -42,6 +43,12 @@ pub struct Host {
     pub identity: String,
     /// The one namespace whose Reconcilers are served, if restricted.
     pub watch_namespace: Option<String>,
+    /// Only Reconcilers and ClusterReconcilers with these labels are served.
+    pub reconciler_selector: Option<String>,
+    /// How namespaced Reconcilers are confined.
+    pub tenancy: Tenancy,
+    /// The user name the API server knows the host by, when it said.
+    pub user: Option<String>,
     modules_loaded: AtomicI64,
 }
 
@@ -53,6 +60,7 @@ impl Host {
         runtime: Arc<Runtime>,
         metrics: Arc<Metrics>,
         options: &OperatorOptions,
+        user: Option<String>,
     ) -> Self {
         Self {
             client,
@@ -63,6 +71,9 @@ impl Host {
             namespace: options.namespace.clone(),
             identity: options.identity.clone(),
             watch_namespace: options.watch_namespace.clone(),
+            reconciler_selector: options.reconciler_selector.clone(),
+            tenancy: options.tenancy.clone(),
+            user,
             modules_loaded: AtomicI64::new(0),
         }
     }
@@ -71,22 +82,6 @@ impl Host {
     fn modules_loaded(&self, delta: i64) {
         let count = self.modules_loaded.fetch_add(delta, Ordering::Relaxed) + delta;
         self.metrics.set_modules_loaded(count);
-    }
-
-    /// The client a reconciler writes children with: the host's own, or one
-    /// impersonating `spec.serviceAccountName` (in the Reconciler's namespace,
-    /// or the host's for a ClusterReconciler) so Kubernetes RBAC bounds it.
-    fn writer_for(&self, key: &ReconcilerKey, spec: &ReconcilerSpec) -> kube::Result<kube::Client> {
-        let Some(account) = &spec.service_account_name else {
-            return Ok(self.client.clone());
-        };
-        let namespace = key.namespace.as_deref().unwrap_or(&self.namespace);
-        let mut config = self.config.clone();
-        // No impersonated groups: for a ServiceAccount user the apiserver adds
-        // its groups itself, and impersonating groups would need the
-        // `impersonate groups` permission, which reaches `system:masters`.
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
-        kube::Client::try_from(config)
     }
 }
 
@@ -136,20 +131,21 @@ pub async fn run(host: Arc<Host>, shutdown: impl Future<Output = ()>) {
         Some(namespace) => Api::<Reconciler>::namespaced(host.client.clone(), namespace),
         None => Api::all(host.client.clone()),
     };
-    let namespaced = watcher(reconcilers, watcher::Config::default())
+    let config = match &host.reconciler_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let namespaced = watcher(reconcilers, config.clone())
         .default_backoff()
         .map(|event| (Source::Namespaced, event.map(declared)))
         .boxed();
     // Restricted to one namespace, the host serves no ClusterReconciler.
     let cluster = match &host.watch_namespace {
         Some(_) => stream::pending().boxed(),
-        None => watcher(
-            Api::<ClusterReconciler>::all(host.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|event| (Source::Cluster, event.map(declared)))
-        .boxed(),
+        None => watcher(Api::<ClusterReconciler>::all(host.client.clone()), config)
+            .default_backoff()
+            .map(|event| (Source::Cluster, event.map(declared)))
+            .boxed(),
     };
     let mut events = stream::select(namespaced, cluster);
     let mut running: HashMap<ReconcilerKey, Instance> = HashMap::new();
@@ -262,8 +258,42 @@ async fn declare(
     running.insert(key, instance);
 }
 
+/// Whether only the module's ConfigMaps or pin changed, so the module can be
+/// swapped without a restart. A change of the module's namespace restarts:
+/// it is checked (confinement) only when a reconciler starts.
 fn same_but_module(old: &ReconcilerSpec, new: &ReconcilerSpec) -> bool {
     let mut old = old.clone();
-    old.module = new.module.clone();
+    old.module = ModuleSource {
+        namespace: old.module.namespace.clone(),
+        ..new.module.clone()
+    };
     old == *new
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(module: serde_json::Value) -> ReconcilerSpec {
+        serde_json::from_value(json!({
+            "parent": {"apiVersion": "example.sous.dev/v1", "kind": "MyApp"},
+            "module": module,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_module_reloads_in_place_but_a_new_module_namespace_restarts() {
+        let old = spec(json!({"configMapRef": {"name": "a", "key": "k"}}));
+        let new_map = spec(json!({"configMapRef": {"name": "b", "key": "k"}, "sha256": "00"}));
+        assert!(same_but_module(&old, &new_map));
+        let elsewhere =
+            spec(json!({"configMapRef": {"name": "a", "key": "k"}, "namespace": "victim"}));
+        assert!(!same_but_module(&old, &elsewhere));
+        let mut other = new_map.clone();
+        other.finalizer = true;
+        assert!(!same_but_module(&old, &other));
+    }
 }

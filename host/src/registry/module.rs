@@ -22,8 +22,8 @@ use crate::source;
 pub struct ModuleWatch {
     /// Which reconciler (for logs).
     pub key: ReconcilerKey,
-    /// The namespace of its ConfigMaps.
-    pub namespace: String,
+    /// The namespace of its ConfigMaps unless `spec.module.namespace` names one.
+    pub default_namespace: String,
     /// The module source, replaced when only `spec.module` changes.
     pub source: watch::Receiver<ModuleSource>,
     /// The serving module, set on every successful load.
@@ -34,9 +34,13 @@ pub struct ModuleWatch {
 
 /// Watches and loads until the source channel closes.
 pub async fn watch_modules(mut module: ModuleWatch, host: Arc<Host>) {
-    let api: Api<ConfigMap> = Api::namespaced(host.client.clone(), &module.namespace);
     loop {
         let source = module.source.borrow_and_update().clone();
+        let namespace = source
+            .namespace
+            .as_ref()
+            .unwrap_or(&module.default_namespace);
+        let api: Api<ConfigMap> = Api::namespaced(host.client.clone(), namespace);
         let names = source::config_map_names(&source);
         let mut events = config_map_events(&api, &names);
         let mut maps: HashMap<String, ConfigMap> = HashMap::new();

@@ -118,6 +118,7 @@ mod tests {
             config_map_ref: None,
             parts: keys,
             sha256: None,
+            namespace: None,
         }
     }
 
@@ -127,6 +128,7 @@ mod tests {
             config_map_ref: Some(key("m", "module.wasm")),
             parts: Vec::new(),
             sha256: Some(Digest::of(MODULE).to_string()),
+            namespace: None,
         };
         let module = read(&source, &[config_map("m", &[("module.wasm", MODULE)], &[])]).unwrap();
         assert_eq!(module.bytes, MODULE);
@@ -201,6 +203,7 @@ mod tests {
             config_map_ref: Some(key("m", "k")),
             parts: vec![key("other", "k")],
             sha256: None,
+            namespace: None,
         };
         assert_eq!(
             read(&both, &maps).unwrap_err().reason(),
@@ -215,6 +218,7 @@ mod tests {
             config_map_ref: Some(key("m", "k")),
             parts: Vec::new(),
             sha256: Some(Digest::of(b"another module").to_string()),
+            namespace: None,
         };
         let maps = [config_map("m", &[("k", MODULE)], &[])];
         assert_eq!(read(&source, &maps).unwrap_err().reason(), "DigestMismatch");

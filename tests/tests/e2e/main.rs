@@ -10,6 +10,7 @@ mod harness_smoke;
 mod install;
 mod operator;
 mod support;
+mod tenancy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -66,6 +67,9 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::steady_state_costs_no_calls),
         scenario!(operator::hundred_parents),
         scenario!(operator::push_uploads_and_switches_modules),
+        scenario!(tenancy::namespaced_reconcilers_are_confined),
+        scenario!(tenancy::cluster_reconcilers_keep_their_powers),
+        scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),
         scenario!(install::broad),
         scenario!(install::least_privilege),
     ]

@@ -11,7 +11,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery;
 use serde_json::{Value, json};
+use sous::crd::ReconcilerSpec;
 use sous::runtime::Digest;
+use sous::tenancy::grants;
+use sous::validate::TypeRef;
 use sous_tests::envtest::{self, TestCluster};
 use sous_tests::fixtures::{MYAPP_CRD, MYAPP_CRD_NAME};
 use sous_tests::host::{self, TestHost};
@@ -26,7 +29,7 @@ const USER: &str = "e2e-user";
 
 /// A scenario's namespace and client.
 pub struct World {
-    /// Admin client.
+    /// Its client: the admin's, unless made with [`World::as_user`].
     pub client: kube::Client,
     /// The scenario's namespace.
     pub ns: String,
@@ -122,14 +125,61 @@ impl World {
             .expect("overwriting a module ConfigMap");
     }
 
-    /// Applies a Reconciler named `name` with `spec`.
-    pub async fn reconciler(&self, name: &str, spec: Value) {
+    /// Applies a Reconciler named `name` with `spec`. Unless the spec names a
+    /// ServiceAccount, it acts as one named after it, granted what its kinds
+    /// need exactly as `sous push` grants it.
+    pub async fn reconciler(&self, name: &str, mut spec: Value) {
+        if spec.get("serviceAccountName").is_none() {
+            self.grant(name, &spec).await;
+            spec["serviceAccountName"] = json!(name);
+        }
         self.apply(json!({
             "apiVersion": "sous.dev/v1alpha1", "kind": "Reconciler",
             "metadata": {"name": name},
             "spec": spec,
         }))
         .await;
+    }
+
+    /// Creates ServiceAccount `account` with a Role granting what the kinds
+    /// of Reconciler `spec` need in this namespace (as `sous push` does).
+    pub async fn grant(&self, account: &str, spec: &Value) {
+        let spec: ReconcilerSpec = serde_json::from_value(spec.clone()).expect("a Reconciler spec");
+        let uses = grants::uses(
+            TypeRef::from(&spec.parent),
+            spec.children.iter().map(TypeRef::from),
+            spec.related.iter().map(|related| TypeRef {
+                api_version: related.api_version.clone(),
+                kind: related.kind.clone(),
+            }),
+        );
+        let discovered = grants::discover(&self.client, &uses).await;
+        grants::grants(&self.ns, account, &discovered.needs)
+            .apply(&self.client, USER)
+            .await
+            .expect("granting a reconciler's kinds to its ServiceAccount");
+    }
+
+    /// This world's client and control plane in namespace `ns`.
+    pub fn in_namespace(&self, ns: &str) -> World {
+        World {
+            client: self.client.clone(),
+            ns: ns.to_string(),
+            cluster: self.cluster.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// This world as `user` (the admin impersonating it, in no group but
+    /// `system:authenticated`): RBAC bounds what it may do.
+    pub fn as_user(&self, user: &str) -> World {
+        let config = self.cluster.config_as(user, &[]);
+        World {
+            client: kube::Client::try_from(config.clone()).expect("a client"),
+            ns: self.ns.clone(),
+            cluster: self.cluster.clone(),
+            config,
+        }
     }
 
     /// Server-side applies `object` in this namespace as the user.

@@ -1,5 +1,6 @@
-//! Writing one push to the cluster: parts first, then the reconciler (the
-//! switch), then ownership and pruning of the parts no longer referenced.
+//! Writing one push to the cluster: a namespaced Reconciler's grants, the
+//! parts, then the reconciler (the switch), then ownership and pruning of
+//! the parts no longer referenced.
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,14 +12,17 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::objects::{MODULE_OF_LABEL, ReconcilerObject, Upload};
-
-/// The field manager of everything `sous push` writes.
-const FIELD_MANAGER: &str = "sous-push";
+use super::rbac::FIELD_MANAGER;
 
 impl Upload {
-    /// makes the reconciler own the parts (deleting it deletes them), and
-    /// deletes the parts of this reconciler no longer referenced.
+    /// Applies a namespaced Reconciler's grants, the parts, then the
+    /// reconciler (the switch); makes the reconciler own the parts (deleting
+    /// it deletes them), and deletes the parts of this reconciler no longer
+    /// referenced.
     pub(super) async fn apply(&self, client: Client) -> anyhow::Result<()> {
+        if let Some(grants) = &self.grants {
+            super::rbac::apply(&client, grants).await?;
+        }
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for config_map in &self.config_maps {

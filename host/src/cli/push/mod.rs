@@ -4,6 +4,7 @@
 
 mod apply;
 mod objects;
+mod rbac;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use serde_json::Value;
 use super::DEFAULT_HOST_NAMESPACE;
 use crate::inputs::{self, InputError};
 use crate::source::{self, MAX_PART_BYTES};
+use crate::tenancy;
 use crate::validate::TypeRef;
 use objects::Upload;
 
@@ -53,9 +55,14 @@ pub struct PushArgs {
     /// before they go.
     #[arg(long)]
     pub finalizer: bool,
-    /// Apply children as this ServiceAccount (`spec.serviceAccountName`).
+    /// The ServiceAccount the reconciler acts as (`spec.serviceAccountName`)
+    /// [default for a namespaced Reconciler: its name].
     #[arg(long)]
     pub service_account: Option<String>,
+    /// Do not create the ServiceAccount, Role and RoleBinding that grant a
+    /// namespaced Reconciler what its kinds need (someone else manages them).
+    #[arg(long)]
+    pub no_rbac: bool,
     /// Largest part in bytes: a bigger compressed module is split over
     /// several ConfigMaps.
     #[arg(long, default_value_t = MAX_PART_BYTES,
@@ -94,7 +101,17 @@ async fn push(
         (None, false, Some(config)) => config.default_namespace.clone(),
         (None, false, None) => kube_config().await?.default_namespace,
     };
-    let upload = Upload::build(args, module, &namespace, config)?;
+    let client = cluster.map(Client::try_from).transpose()?;
+    let account = args.service_account.as_deref().unwrap_or(&args.name);
+    let needs = match (&client, args.cluster || args.no_rbac) {
+        (_, true) => None,
+        (None, false) => Some(rbac::offline_needs(args)),
+        (Some(client), false) => {
+            Some(rbac::discovered_needs(client, args, &namespace, account).await)
+        }
+    };
+    let grants = needs.map(|needs| tenancy::grants::grants(&namespace, account, &needs));
+    let upload = Upload::build(args, module, &namespace, config, grants)?;
     eprintln!(
         "module {}: sha256 {}, {} bytes, {} compressed, {} part(s)",
         args.module.display(),
@@ -103,9 +120,9 @@ async fn push(
         upload.compressed_bytes,
         upload.config_maps.len()
     );
-    match cluster {
+    match client {
         None => upload.print(),
-        Some(config) => upload.apply(Client::try_from(config)?).await,
+        Some(client) => upload.apply(client).await,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::crd::{
 };
 use crate::runtime::Digest;
 use crate::source;
+use crate::tenancy::grants::Grants;
 use crate::validate::TypeRef;
 
 /// The label naming the reconciler a module ConfigMap belongs to.
@@ -39,6 +40,8 @@ pub(super) struct Upload {
     pub(super) reconciler: ReconcilerObject,
     /// Size of the compressed module.
     pub(super) compressed_bytes: usize,
+    /// The ServiceAccount, Role and RoleBinding of a namespaced Reconciler.
+    pub(super) grants: Option<Grants>,
 }
 
 /// The object `spec.module` lives in.
@@ -56,6 +59,7 @@ impl Upload {
         module: &source::ModuleBytes,
         namespace: &str,
         config: Option<Value>,
+        grants: Option<Grants>,
     ) -> anyhow::Result<Self> {
         let key = if args.cluster {
             ReconcilerKey::cluster(&args.name)
@@ -104,9 +108,13 @@ impl Upload {
                 config_map_ref: (keys.len() == 1).then(|| keys.remove(0)),
                 parts: keys,
                 sha256: Some(module.digest.to_string()),
+                namespace: None,
             },
             policy: None,
-            service_account_name: args.service_account.clone(),
+            service_account_name: grants
+                .as_ref()
+                .and_then(|grants| grants.service_account.metadata.name.clone())
+                .or_else(|| args.service_account.clone()),
             finalizer: args.finalizer,
             resync_seconds: None,
             max_concurrent_reconciles: None,
@@ -128,12 +136,23 @@ impl Upload {
             config_maps,
             reconciler,
             compressed_bytes,
+            grants,
         })
     }
 
     /// Prints every object as multi-document YAML on stdout.
     pub(super) fn print(&self) -> anyhow::Result<()> {
         let mut yaml = String::new();
+        if let Some(grants) = &self.grants {
+            for document in [
+                serde_yaml::to_string(&grants.service_account)?,
+                serde_yaml::to_string(&grants.role)?,
+                serde_yaml::to_string(&grants.binding)?,
+            ] {
+                yaml.push_str("---\n");
+                yaml.push_str(&document);
+            }
+        }
         for config_map in &self.config_maps {
             yaml.push_str("---\n");
             yaml.push_str(&serde_yaml::to_string(config_map)?);
@@ -199,7 +218,7 @@ mod tests {
 
     fn build(args: &PushArgs, module: &[u8]) -> Upload {
         let module = source::assemble(&[module], None).unwrap();
-        Upload::build(args, &module, "shop", None).unwrap()
+        Upload::build(args, &module, "shop", None, None).unwrap()
     }
 
     /// The module bytes back from the built ConfigMaps, through the same

@@ -6,7 +6,12 @@
 //! - `panic`: panics (a trap with a message on stderr);
 //! - `huge`: answers one child of 100 MB;
 //! - `garbage`: answers a child that is not JSON;
-//! - `forbidden`: answers a ClusterRoleBinding granting cluster-admin;
+//! - `forbidden`: answers a ClusterRoleBinding granting cluster-admin to
+//!   every authenticated user (or ClusterRole `spec.clusterRole` to user
+//!   `spec.grantee`, when given);
+//! - `exfiltrate`: copies every related object it is handed into a ConfigMap
+//!   of its own namespace;
+//! - `elsewhere`: answers a ConfigMap in namespace `spec.namespace`;
 //! - `many`: answers `spec.count` ConfigMaps (default 10,000);
 //! - `transient`: reports a transient error;
 //! - `remember`: counts its calls in a global and reports the count in a
@@ -39,7 +44,9 @@ impl Guest for Hostile {
             "panic" => panic!("hostile guest panicked on purpose"),
             "huge" => vec![huge_config_map(&name, 100 << 20)],
             "garbage" => vec!["this is not JSON".to_string()],
-            "forbidden" => vec![cluster_admin_binding(&name)],
+            "forbidden" => vec![cluster_role_binding(&name, &parent["spec"])],
+            "exfiltrate" => vec![loot(&name, &request.related)],
+            "elsewhere" => vec![elsewhere(&name, &parent["spec"]["namespace"])],
             "many" => many(&name, parent["spec"]["count"].as_u64().unwrap_or(10_000)),
             "transient" => return Err(Error::Transient("the hostile guest is resting".into())),
             "escape" => vec![escape_report(&name)],
@@ -127,13 +134,47 @@ fn escape_report(name: &str) -> String {
     .to_string()
 }
 
-fn cluster_admin_binding(name: &str) -> String {
+fn cluster_role_binding(name: &str, spec: &Value) -> String {
+    let role = spec["clusterRole"].as_str().unwrap_or("cluster-admin");
+    let subject = match spec["grantee"].as_str() {
+        Some(user) => {
+            json!({ "kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io" })
+        }
+        None => {
+            json!({ "kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io" })
+        }
+    };
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": { "name": name },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
-        "subjects": [{ "kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io" }],
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+        "subjects": [subject],
+    })
+    .to_string()
+}
+
+fn loot(name: &str, related: &[String]) -> String {
+    let data: serde_json::Map<String, Value> = related
+        .iter()
+        .enumerate()
+        .map(|(index, object)| (format!("object-{index}"), Value::from(object.as_str())))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": format!("{name}-loot") },
+        "data": data,
+    })
+    .to_string()
+}
+
+fn elsewhere(name: &str, namespace: &Value) -> String {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": name, "namespace": namespace },
+        "data": { "from": "elsewhere" },
     })
     .to_string()
 }
