@@ -431,7 +431,10 @@ pub async fn impersonation_bounds_writes(env: Env) -> anyhow::Result<()> {
         .apply(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "deployer"},
-            "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]}],
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
+                {"apiGroups": ["example.sous.dev"], "resources": ["myapps"], "verbs": ["get", "list", "watch"]},
+            ],
         }))
         .await;
     world
