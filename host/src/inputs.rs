@@ -40,7 +40,7 @@ fn read_text(path: &Path) -> Result<String, InputError> {
 /// Every YAML document (or the one JSON value) in `path`, empty documents skipped.
 pub fn read_documents(path: &Path) -> Result<Vec<Value>, InputError> {
     let text = read_text(path)?;
-    serde_yaml::Deserializer::from_str(&text)
+    serde_yaml_ng::Deserializer::from_str(&text)
         .map(|document| {
             Value::deserialize(document)
                 .map_err(|e| InputError::new(path, format!("not valid YAML or JSON: {e}")))

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn the_shipped_default_file_is_the_same_as_no_policy() {
         let file: Value =
-            serde_yaml::from_str(include_str!("../../policies/default.yaml")).unwrap();
+            serde_yaml_ng::from_str(include_str!("../../policies/default.yaml")).unwrap();
         let block: PolicySpec = serde_json::from_value(file["policy"].clone()).unwrap();
         assert_ne!(
             block,
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn the_multi_namespace_example_builds() {
         let reconciler: ClusterReconciler =
-            serde_yaml::from_str(include_str!("../../policies/examples/multi-namespace.yaml"))
+            serde_yaml_ng::from_str(include_str!("../../policies/examples/multi-namespace.yaml"))
                 .unwrap();
         let policy = Policy::for_reconciler(&reconciler.spec.0, scopes()).unwrap();
         assert!(policy.limits.fuel < Limits::default().fuel);
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn the_tenant_example_builds_within_its_namespace() {
         let reconciler: Reconciler =
-            serde_yaml::from_str(include_str!("../../policies/examples/tenant.yaml")).unwrap();
+            serde_yaml_ng::from_str(include_str!("../../policies/examples/tenant.yaml")).unwrap();
         let policy = Policy::for_reconciler(&reconciler.spec.0, scopes()).unwrap();
         assert!(policy.limits.fuel < Limits::default().fuel);
         assert_eq!(policy.rules.namespaces, NamespaceRule::Parent);
@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn the_cluster_scoped_example_builds() {
         let reconciler: ClusterReconciler =
-            serde_yaml::from_str(include_str!("../../policies/examples/cluster-scoped.yaml"))
+            serde_yaml_ng::from_str(include_str!("../../policies/examples/cluster-scoped.yaml"))
                 .unwrap();
         let spec = &reconciler.spec.0;
         let policy = Policy::for_reconciler(spec, scopes()).unwrap();

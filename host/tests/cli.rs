@@ -286,7 +286,7 @@ fn a_suite_may_name_a_policy_file() {
     let update = sous(&["test", "--update", suite.path().to_str().unwrap()]);
     assert!(update.status.success(), "{}", text(&update.stdout));
     let expected: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(case.join("expected.yaml")).unwrap())
+        serde_yaml_ng::from_str(&std::fs::read_to_string(case.join("expected.yaml")).unwrap())
             .unwrap();
     assert_eq!(expected["error"]["reason"], "InvalidResponse");
     let message = expected["error"]["message"].as_str().unwrap();
@@ -302,7 +302,7 @@ fn crds_prints_both_definitions_as_yaml() {
         .split("---\n")
         .filter(|document| !document.trim().is_empty())
         .map(|document| {
-            let crd: Value = serde_yaml::from_str(document).expect("each document is YAML");
+            let crd: Value = serde_yaml_ng::from_str(document).expect("each document is YAML");
             assert_eq!(crd["kind"], "CustomResourceDefinition");
             crd["metadata"]["name"].as_str().unwrap().to_string()
         })
@@ -349,7 +349,7 @@ fn push_my_app(extra: &[&str]) -> Pushed {
     let documents: Vec<Value> = text(&output.stdout)
         .split("---\n")
         .filter(|document| !document.trim().is_empty())
-        .map(|document| serde_yaml::from_str(document).expect("each document is YAML"))
+        .map(|document| serde_yaml_ng::from_str(document).expect("each document is YAML"))
         .collect();
     let (config_maps, rest): (Vec<Value>, Vec<Value>) = documents
         .into_iter()

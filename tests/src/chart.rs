@@ -60,7 +60,7 @@ pub fn render(helm: &Path, namespace: &str, sets: &[&str]) -> anyhow::Result<Vec
 /// Multi-document YAML as JSON values, without empty documents.
 pub fn parse(yaml: &str) -> anyhow::Result<Vec<Value>> {
     let mut manifests = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
         let value = Value::deserialize(document).context("parsing rendered YAML")?;
         if !value.is_null() {
             manifests.push(value);

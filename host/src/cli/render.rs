@@ -121,7 +121,7 @@ fn write_output(rendered: &Rendered, format: Format) -> anyhow::Result<()> {
         }
         Format::Yaml => {
             for child in &rendered.children {
-                write!(stdout, "---\n{}", serde_yaml::to_string(child)?)?;
+                write!(stdout, "---\n{}", serde_yaml_ng::to_string(child)?)?;
             }
             let mut stderr = std::io::stderr().lock();
             if let Some(status) = &rendered.status {

@@ -265,7 +265,7 @@ fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<S
 }
 
 fn to_yaml(value: &Value) -> String {
-    serde_yaml::to_string(value).expect("JSON values serialize to YAML")
+    serde_yaml_ng::to_string(value).expect("JSON values serialize to YAML")
 }
 
 /// A unified diff of the two values as YAML with sorted keys.

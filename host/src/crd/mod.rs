@@ -89,11 +89,11 @@ pub struct ClusterSpec(pub ReconcilerSpec);
 
 /// Both CustomResourceDefinitions as multi-document YAML, as `sous crds` prints
 /// them and the Helm chart ships them.
-pub fn definitions_yaml() -> Result<String, serde_yaml::Error> {
+pub fn definitions_yaml() -> Result<String, serde_yaml_ng::Error> {
     let mut yaml = String::new();
     for crd in [Reconciler::crd(), ClusterReconciler::crd()] {
         yaml.push_str("---\n");
-        yaml.push_str(&serde_yaml::to_string(&crd)?);
+        yaml.push_str(&serde_yaml_ng::to_string(&crd)?);
     }
     Ok(yaml)
 }

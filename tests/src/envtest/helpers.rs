@@ -62,10 +62,10 @@ pub async fn apply_yaml(
 /// applied (the parser must not live across an `await`: it is not `Send`).
 fn parse_yaml(yaml: &str) -> anyhow::Result<Vec<DynamicObject>> {
     let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_yaml::Value::deserialize(document).context("parsing YAML")?;
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value = serde_yaml_ng::Value::deserialize(document).context("parsing YAML")?;
         if !value.is_null() {
-            objects.push(serde_yaml::from_value(value).context("reading an object")?);
+            objects.push(serde_yaml_ng::from_value(value).context("reading an object")?);
         }
     }
     Ok(objects)

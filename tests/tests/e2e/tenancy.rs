@@ -447,11 +447,11 @@ fn user_kubeconfig(env: &Env, user: &str) -> anyhow::Result<Option<tempfile::Nam
     if env.cluster.token_user_config(user).is_none() {
         return Ok(None);
     }
-    let mut kubeconfig: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(env.cluster.kubeconfig_path())?)?;
+    let mut kubeconfig: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(env.cluster.kubeconfig_path())?)?;
     kubeconfig["current-context"] = user.into();
     let file = tempfile::NamedTempFile::new()?;
-    std::fs::write(file.path(), serde_yaml::to_string(&kubeconfig)?)?;
+    std::fs::write(file.path(), serde_yaml_ng::to_string(&kubeconfig)?)?;
     Ok(Some(file))
 }
 

@@ -145,9 +145,9 @@ impl Upload {
         let mut yaml = String::new();
         if let Some(grants) = &self.grants {
             for document in [
-                serde_yaml::to_string(&grants.service_account)?,
-                serde_yaml::to_string(&grants.role)?,
-                serde_yaml::to_string(&grants.binding)?,
+                serde_yaml_ng::to_string(&grants.service_account)?,
+                serde_yaml_ng::to_string(&grants.role)?,
+                serde_yaml_ng::to_string(&grants.binding)?,
             ] {
                 yaml.push_str("---\n");
                 yaml.push_str(&document);
@@ -155,10 +155,10 @@ impl Upload {
         }
         for config_map in &self.config_maps {
             yaml.push_str("---\n");
-            yaml.push_str(&serde_yaml::to_string(config_map)?);
+            yaml.push_str(&serde_yaml_ng::to_string(config_map)?);
         }
         yaml.push_str("---\n");
-        yaml.push_str(&serde_yaml::to_string(&self.reconciler)?);
+        yaml.push_str(&serde_yaml_ng::to_string(&self.reconciler)?);
         print!("{yaml}");
         Ok(())
     }
