@@ -50,6 +50,11 @@ pub struct RunArgs {
     /// Whoever may create a Reconciler may then take over the cluster.
     #[arg(long)]
     pub allow_tenant_escalation: bool,
+    /// How often a running namespaced Reconciler's read access is reviewed
+    /// again, in seconds (revoking its ServiceAccount's Role stops it).
+    #[arg(long, default_value_t = tenancy::DEFAULT_ACCESS_RECHECK.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub access_recheck_seconds: u64,
     /// Compiled-module cache.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -87,6 +92,7 @@ fn options(args: &RunArgs) -> OperatorOptions {
         tenancy: Tenancy {
             default_service_account: args.default_service_account.clone(),
             allow_escalation: args.allow_tenant_escalation,
+            access_recheck: Duration::from_secs(args.access_recheck_seconds),
         },
     }
 }

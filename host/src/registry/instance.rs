@@ -17,8 +17,9 @@ use crate::controller::guest::GuestCaller;
 use crate::controller::{self, Setup, kinds};
 use crate::crd::{ModuleSource, ReconcilerKey, ReconcilerSpec};
 use crate::policy::Policy;
+use crate::tenancy::Identity;
+use crate::tenancy::access::{self, AccessError};
 use crate::tenancy::confine::{self, ConfinementError};
-use crate::tenancy::{Identity, access};
 
 /// First wait before resolving missing kinds again; doubles up to [`RETRY_MAX`].
 const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -177,66 +178,123 @@ async fn serve(
             return;
         }
     };
-    let checked = until_stopped(
-        &mut stopped,
-        resolve_and_check(host, key, &spec, &identity, &writer, report),
-    )
-    .await;
-    let kinds = match checked {
-        None => return,
-        Some(Ok(kinds)) => kinds,
-        Some(Err(error)) => {
-            refused(error.reason(), error.to_string());
-            let _ = stopped.wait_for(|stop| *stop).await;
-            return;
+    // Each round runs the controller until the reconciler is stopped or its
+    // identity loses read access, which sends it back to waiting for access.
+    loop {
+        let checked = until_stopped(
+            &mut stopped,
+            resolve_and_check(host, key, &spec, &identity, &writer, report),
+        )
+        .await;
+        let kinds = match checked {
+            None => return,
+            Some(Ok(kinds)) => kinds,
+            Some(Err(error)) => {
+                refused(error.reason(), error.to_string());
+                let _ = stopped.wait_for(|stop| *stop).await;
+                return;
+            }
+        };
+        let policy = match Policy::for_reconciler(&spec, kinds.cluster_scoped_children()) {
+            Ok(policy) => policy,
+            Err(error) => {
+                refused(error.reason(), error.to_string());
+                let _ = stopped.wait_for(|stop| *stop).await;
+                return;
+            }
+        };
+        if module.borrow().is_none() {
+            report.condition(
+                READY,
+                false,
+                "WaitingForModule",
+                "no module loaded yet; see ModuleReady",
+            );
+            if until_stopped(&mut stopped, module.wait_for(Option::is_some))
+                .await
+                .is_none()
+            {
+                return;
+            }
         }
-    };
-    let policy = match Policy::for_reconciler(&spec, kinds.cluster_scoped_children()) {
-        Ok(policy) => policy,
-        Err(error) => {
-            refused(error.reason(), error.to_string());
-            let _ = stopped.wait_for(|stop| *stop).await;
-            return;
-        }
-    };
-    if module.borrow().is_none() {
-        report.condition(
-            READY,
-            false,
-            "WaitingForModule",
-            "no module loaded yet; see ModuleReady",
+        report.condition(READY, true, "Running", running_message(&kinds, &identity));
+        let revoked = access_revoked(
+            writer.clone(),
+            identity.clone(),
+            kinds.clone(),
+            key.namespace
+                .clone()
+                .filter(|_| confine::is_confined(key, &host.tenancy)),
+            host.tenancy.access_recheck,
         );
-        if until_stopped(&mut stopped, module.wait_for(Option::is_some))
-            .await
-            .is_none()
-        {
+        let setup = Setup {
+            key: key.clone(),
+            caller: GuestCaller {
+                name: key.name.as_str().into(),
+                label: key.label_value().into(),
+                policy: Arc::new(policy),
+                slots: host.slots.clone(),
+                metrics: host.metrics.clone(),
+            },
+            spec: spec.clone(),
+            kinds,
+            module: module.clone(),
+            client: host.client.clone(),
+            writer: writer.clone(),
+            events: ParentEvents::new(host.client.clone(), &host.identity),
+            metrics: host.metrics.clone(),
+            report: report.clone(),
+            scope: key.namespace.clone(),
+        };
+        // The controller's shutdown future must be `Sync`, which API calls are
+        // not: the re-checks run in a task of their own and signal here.
+        let (lost, mut access_lost) = watch::channel(false);
+        let checks = {
+            let (report, key) = (report.clone(), key.clone());
+            tokio::spawn(async move {
+                let error = revoked.await;
+                tracing::warn!(reconciler = %key, reason = error.reason(), %error, "read access revoked; the controller stops until it is granted again");
+                report.condition(READY, false, error.reason(), error.to_string());
+                lost.send_replace(true);
+            })
+        };
+        let mut stop = stopped.clone();
+        controller::run(setup, async move {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => {}
+                _ = access_lost.wait_for(|lost| *lost) => {}
+            }
+        })
+        .await;
+        checks.abort();
+        if *stopped.borrow() {
             return;
         }
     }
-    report.condition(READY, true, "Running", running_message(&kinds, &identity));
-    let setup = Setup {
-        key: key.clone(),
-        caller: GuestCaller {
-            name: key.name.as_str().into(),
-            label: key.label_value().into(),
-            policy: Arc::new(policy),
-            slots: host.slots.clone(),
-            metrics: host.metrics.clone(),
-        },
-        spec,
-        kinds,
-        module,
-        client: host.client.clone(),
-        writer,
-        events: ParentEvents::new(host.client.clone(), &host.identity),
-        metrics: host.metrics.clone(),
-        report: report.clone(),
-        scope: key.namespace.clone(),
+}
+
+/// Resolves with the refusal once `identity` may no longer read what a
+/// reconciler confined to `namespace` is served, reviewed `every` so often;
+/// never when it is not confined. A review that fails (the API server unreachable) is not a
+/// refusal: it is logged and tried again at the next check.
+async fn access_revoked(
+    client: kube::Client,
+    identity: Identity,
+    kinds: kinds::Kinds,
+    namespace: Option<String>,
+    every: Duration,
+) -> AccessError {
+    let Some(namespace) = namespace else {
+        return std::future::pending().await;
     };
-    controller::run(setup, async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    })
-    .await;
+    loop {
+        tokio::time::sleep(every).await;
+        match access::check(&client, &identity, &access::reads(&kinds, &namespace)).await {
+            Ok(()) => {}
+            Err(error @ AccessError::Denied { .. }) => return error,
+            Err(error) => tracing::warn!(%error, "could not check read access again; keeping it"),
+        }
+    }
 }
 
 /// The `Ready=True` message: what is watched, as whom, and what the user

@@ -11,7 +11,13 @@ pub mod confine;
 pub mod grants;
 mod identity;
 
+use std::time::Duration;
+
 pub use identity::{Identity, host_user};
+
+/// How often a running confined reconciler's read access is reviewed again
+/// unless the administrator says otherwise.
+pub const DEFAULT_ACCESS_RECHECK: Duration = Duration::from_secs(60);
 
 /// The ServiceAccount a namespaced Reconciler without
 /// `spec.serviceAccountName` acts as, unless the administrator names another.
@@ -28,6 +34,10 @@ pub struct Tenancy {
     /// Reconciler may then take over the cluster. Off unless an
     /// administrator asks for it.
     pub allow_escalation: bool,
+    /// How often a running confined reconciler's read access is reviewed
+    /// again, so that revoking its ServiceAccount's Role stops what it is
+    /// handed.
+    pub access_recheck: Duration,
 }
 
 impl Default for Tenancy {
@@ -35,6 +45,7 @@ impl Default for Tenancy {
         Self {
             default_service_account: DEFAULT_SERVICE_ACCOUNT.to_string(),
             allow_escalation: false,
+            access_recheck: DEFAULT_ACCESS_RECHECK,
         }
     }
 }

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
 use sous::operator::OperatorOptions;
+use sous::tenancy::Tenancy;
 use sous_tests::envtest::{self, create_namespace};
 use sous_tests::guests::guest_bytes;
 use sous_tests::host::{self, TestHost};
@@ -203,6 +204,17 @@ pub async fn namespaced_reconcilers_are_confined(env: Env) -> anyhow::Result<()>
         message.contains("services") && message.contains("default"),
         "{message}"
     );
+    // Revoking the Role stops what the reconciler is handed.
+    world
+        .delete(
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            &sous::tenancy::grants::role_name("default"),
+        )
+        .await;
+    world
+        .wait_reconciler("my-app", "Ready", "False", Some("ParentForbidden"))
+        .await;
 
     // Nothing any attack asked for exists.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -436,6 +448,10 @@ fn tenancy_host(world: &World) -> TestHost {
     let options = OperatorOptions {
         watch_namespace: None,
         reconciler_selector: Some(format!("{TRIAL}={}", world.ns)),
+        tenancy: Tenancy {
+            access_recheck: Duration::from_secs(1),
+            ..Tenancy::default()
+        },
         ..host::options(&world.ns, "tenancy", None)
     };
     TestHost::start(config, options)
