@@ -47,9 +47,15 @@ fn render_my_app(extra: &[&str]) -> Output {
 
 /// `sous render` of the my-app guest on [`PARENT`], with `extra` arguments.
 fn try_render_my_app(extra: &[&str]) -> Output {
+    try_render("my_app", PARENT, extra)
+}
+
+/// `sous render` of guest `crate_name` on the parent `parent` (YAML), with
+/// `extra` arguments.
+fn try_render(crate_name: &str, parent: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let parent = write(dir.path(), "parent.yaml", PARENT.as_bytes());
-    let module = guests::guest("my_app");
+    let parent = write(dir.path(), "parent.yaml", parent.as_bytes());
+    let module = guests::guest(crate_name);
     let mut args = vec![
         "render",
         "--module",
@@ -525,23 +531,8 @@ fn push_refuses_a_file_that_is_not_a_module_in_one_line() {
 #[test]
 fn namespaced_checks_answers_and_policies_as_the_host_does() {
     let dir = tempfile::tempdir().unwrap();
-    let parent = write(
-        dir.path(),
-        "parent.yaml",
-        b"apiVersion: example.sous.dev/v1\nkind: Hostile\nmetadata: {name: h, namespace: tenant}\nspec: {attack: elsewhere, namespace: victim}\n",
-    );
-    let module = guests::guest("hostile");
-    let render = |extra: &[&str]| {
-        let mut args = vec![
-            "render",
-            "--module",
-            module.to_str().unwrap(),
-            "--parent",
-            parent.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        sous(&args)
-    };
+    let parent = "apiVersion: example.sous.dev/v1\nkind: Hostile\nmetadata: {name: h, namespace: tenant}\nspec: {attack: elsewhere, namespace: victim}\n";
+    let render = |extra: &[&str]| try_render("hostile", parent, extra);
     let open = render(&[]);
     assert!(open.status.success(), "{}", text(&open.stderr));
     assert!(text(&open.stdout).contains("namespace: victim"));

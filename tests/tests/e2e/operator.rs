@@ -451,15 +451,7 @@ pub async fn impersonation_bounds_writes(env: Env) -> anyhow::Result<()> {
     world.reconciler("my-app", spec).await;
     let _host = world.host("impersonate");
     world.apply(my_app("web", 1)).await;
-    let parent = world
-        .wait_parent("MyApp", "web", "False", Some("ApplyForbidden"))
-        .await;
-    let message = condition_field(&parent, "Ready", "message");
-    assert!(
-        message.contains("deployer") && message.contains("services"),
-        "{message}"
-    );
-    assert!(world.get("v1", "Service", "web").await.is_none());
+    world.wait_services_forbidden("web", "deployer").await;
     Ok(())
 }
 

@@ -313,6 +313,22 @@ impl World {
         .await
     }
 
+    /// Waits until MyApp `parent` is refused its Service because
+    /// ServiceAccount `account` may not write Services, and checks that none
+    /// was written.
+    pub async fn wait_services_forbidden(&self, parent: &str, account: &str) {
+        let refused = self
+            .wait_parent("MyApp", parent, "False", Some("ApplyForbidden"))
+            .await;
+        let message = condition_field(&refused, "Ready", "message");
+        assert!(
+            message.contains(&format!("serviceaccount:{}:{account}", self.ns))
+                && message.contains("services"),
+            "{message}"
+        );
+        assert!(self.get("v1", "Service", parent).await.is_none());
+    }
+
     /// Waits until the Reconciler serves `module` (`ModuleReady` and its digest).
     pub async fn wait_digest(&self, name: &str, module: &[u8]) -> DynamicObject {
         let wanted = digest(module);

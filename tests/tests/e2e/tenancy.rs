@@ -196,14 +196,7 @@ pub async fn namespaced_reconcilers_are_confined(env: Env) -> anyhow::Result<()>
         .wait_reconciler("my-app", "Ready", "True", Some("Running"))
         .await;
     tenant.apply(my_app("web", 1)).await;
-    let parent = world
-        .wait_parent("MyApp", "web", "False", Some("ApplyForbidden"))
-        .await;
-    let message = condition_field(&parent, "Ready", "message");
-    assert!(
-        message.contains("services") && message.contains("default"),
-        "{message}"
-    );
+    world.wait_services_forbidden("web", "default").await;
     // Revoking the Role stops what the reconciler is handed.
     world
         .delete(
@@ -240,7 +233,6 @@ pub async fn namespaced_reconcilers_are_confined(env: Env) -> anyhow::Result<()>
             "secrets were handed to the guest ({loot})"
         );
     }
-    assert!(world.get("v1", "Service", "web").await.is_none());
     Api::<Namespace>::all(world.client.clone())
         .delete(&victim, &DeleteParams::background())
         .await?;
