@@ -28,7 +28,7 @@ pub enum AccessError {
     Denied {
         /// Who asked.
         identity: Identity,
-        /// `parent` or `related`.
+        /// `parent`, `child` or `related`.
         role: &'static str,
         /// The verb refused.
         verb: &'static str,
@@ -64,7 +64,7 @@ impl AccessError {
 /// One read the reconciler needs: a kind, in a namespace or cluster-wide.
 #[derive(Debug, Clone)]
 pub struct Read<'a> {
-    /// `parent` or `related`.
+    /// `parent`, `child` or `related`.
     pub role: &'static str,
     /// The kind.
     pub kind: &'a Kind,
@@ -72,21 +72,19 @@ pub struct Read<'a> {
     pub namespace: Option<&'a str>,
 }
 
-/// The reads of a reconciler confined to `namespace`: its parents there,
-/// and each related kind there (or cluster-wide when cluster-scoped).
+/// The reads of a reconciler confined to `namespace`: its parents and
+/// children there (the guest is shown both), and each related kind there
+/// (or cluster-wide when cluster-scoped).
 pub fn reads<'a>(kinds: &'a Kinds, namespace: &'a str) -> Vec<Read<'a>> {
-    let in_scope = |kind: &Kind| kind.namespaced.then_some(namespace);
-    std::iter::once(Read {
-        role: "parent",
-        kind: &kinds.parent,
-        namespace: in_scope(&kinds.parent),
-    })
-    .chain(kinds.related.iter().map(|(kind, _)| Read {
-        role: "related",
+    let read = |role, kind: &'a Kind| Read {
+        role,
         kind,
-        namespace: in_scope(kind),
-    }))
-    .collect()
+        namespace: kind.namespaced.then_some(namespace),
+    };
+    std::iter::once(read("parent", &kinds.parent))
+        .chain(kinds.children.iter().map(|kind| read("child", kind)))
+        .chain(kinds.related.iter().map(|(kind, _)| read("related", kind)))
+        .collect()
 }
 
 /// Asks the API server, as `identity` (`client` impersonates it), whether it
@@ -186,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn parents_and_namespaced_related_kinds_are_read_in_the_namespace() {
+    fn parents_children_and_namespaced_related_kinds_are_read_in_the_namespace() {
         let secrets = kind("", "Secret", true);
         let namespaces = kind("", "Namespace", false);
         let kinds = Kinds {
@@ -206,6 +204,7 @@ mod tests {
             summary,
             [
                 ("parent", "myapps", Some("tenant")),
+                ("child", "deployments", Some("tenant")),
                 ("related", "secrets", Some("tenant")),
                 ("related", "namespaces", None),
             ]

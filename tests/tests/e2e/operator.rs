@@ -418,32 +418,21 @@ pub async fn hostile_guests_are_contained(env: Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A reconciler whose ServiceAccount may not create Services cannot create
-/// one; the refusal is in the parent's status.
+/// A reconciler whose ServiceAccount may read but not create Services cannot
+/// create one; the refusal is in the parent's status.
 pub async fn impersonation_bounds_writes(env: Env) -> anyhow::Result<()> {
     let world = World::new(env).await;
+    let deployer = json!({"kind": "ServiceAccount", "name": "deployer", "namespace": world.ns});
     world
-        .apply(
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer"}}),
-        )
-        .await;
-    world
-        .apply(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "deployer"},
-            "rules": [
+        .bind(
+            "deployer",
+            deployer,
+            json!([
                 {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["example.sous.dev"], "resources": ["myapps"], "verbs": ["get", "list", "watch"]},
-            ],
-        }))
-        .await;
-    world
-        .apply(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "deployer"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": world.ns}],
-        }))
+            ]),
+        )
         .await;
     let source = world.upload("my-app", &guest_bytes("my_app")).await;
     let mut spec = my_app_reconciler(source);

@@ -160,6 +160,27 @@ impl World {
             .expect("granting a reconciler's kinds to its ServiceAccount");
     }
 
+    /// A Role `name` in this namespace with `rules`, bound to `subject` (an
+    /// RBAC subject: `{"kind": "User", "name": ...}` or a ServiceAccount).
+    pub async fn bind(&self, name: &str, mut subject: Value, rules: Value) {
+        if subject["kind"] == "User" {
+            subject["apiGroup"] = json!("rbac.authorization.k8s.io");
+        }
+        self.apply(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name},
+            "rules": rules,
+        }))
+        .await;
+        self.apply(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [subject],
+        }))
+        .await;
+    }
+
     /// This world's client and control plane in namespace `ns`.
     pub fn in_namespace(&self, ns: &str) -> World {
         World {

@@ -192,6 +192,10 @@ pub async fn namespaced_reconcilers_are_confined(env: Env) -> anyhow::Result<()>
     let mut no_services = my_app_reconciler(my_app_module);
     no_services["children"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment"}]);
     world.grant("default", &no_services).await;
+    let default = json!({"kind": "ServiceAccount", "name": "default", "namespace": ns});
+    let read_services =
+        json!([{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}]);
+    world.bind("read-services", default, read_services).await;
     world
         .wait_reconciler("my-app", "Ready", "True", Some("Running"))
         .await;
@@ -382,19 +386,7 @@ pub async fn push_without_rbac_rights_says_whom_to_ask(env: Env) -> anyhow::Resu
 /// A Role in the world's namespace with `rules`, bound to `user`.
 async fn grant_user(world: &World, user: &str, rules: Value) {
     world
-        .apply(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": user},
-            "rules": rules,
-        }))
-        .await;
-    world
-        .apply(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": user},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
-            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
-        }))
+        .bind(user, json!({"kind": "User", "name": user}), rules)
         .await;
 }
 
