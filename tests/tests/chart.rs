@@ -103,6 +103,12 @@ fn assert_host_needs(manifests: &[Value]) {
         (cluster, "", "events", &["create", "patch"]),
         (cluster, "", "serviceaccounts", &["impersonate"]),
         (
+            cluster,
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            &["list", "watch"],
+        ),
+        (
             role,
             "coordination.k8s.io",
             "leases",

@@ -1,21 +1,21 @@
-//! The `sous.dev/finalizer` on parents: added while a parent lives, removed
-//! once the guest's `finalize` answered done.
+//! The host's finalizers: `sous.dev/finalizer` on parents (added while a
+//! parent lives, removed once the guest's `finalize` answered done), and
+//! `sous.dev/release-parents` on the Reconcilers that put it there.
 
 use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 use super::apply::api_for;
 use super::kinds::Kind;
-use super::labels::FINALIZER;
 
-/// Whether `parent` carries the host's finalizer.
-pub fn has(parent: &DynamicObject) -> bool {
-    parent
+/// Whether `object` carries finalizer `name`.
+pub fn has(object: &DynamicObject, name: &str) -> bool {
+    object
         .metadata
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER)
+        .any(|f| f == name)
 }
 
 /// Whether `parent` is being deleted.
@@ -23,34 +23,44 @@ pub fn deleting(parent: &DynamicObject) -> bool {
     parent.metadata.deletion_timestamp.is_some()
 }
 
-/// Adds the finalizer (a no-op if present).
-pub async fn add(client: &kube::Client, kind: &Kind, parent: &DynamicObject) -> kube::Result<()> {
-    if has(parent) {
+/// Adds finalizer `name` to `object` of `kind` (a no-op if present).
+pub async fn add(
+    client: &kube::Client,
+    kind: &Kind,
+    object: &DynamicObject,
+    name: &str,
+) -> kube::Result<()> {
+    if has(object, name) {
         return Ok(());
     }
-    let mut finalizers = parent.metadata.finalizers.clone().unwrap_or_default();
-    finalizers.push(FINALIZER.to_string());
-    set(client, kind, parent, finalizers).await
+    let mut finalizers = object.metadata.finalizers.clone().unwrap_or_default();
+    finalizers.push(name.to_string());
+    set(client, kind, object, finalizers).await
 }
 
-/// Removes the finalizer, letting the deletion complete.
+/// Removes finalizer `name` from `object` of `kind` (a no-op if absent),
+/// letting its deletion complete.
 pub async fn remove(
     client: &kube::Client,
     kind: &Kind,
-    parent: &DynamicObject,
+    object: &DynamicObject,
+    name: &str,
 ) -> kube::Result<()> {
-    let finalizers = parent
+    if !has(object, name) {
+        return Ok(());
+    }
+    let finalizers = object
         .metadata
         .finalizers
         .iter()
         .flatten()
-        .filter(|f| *f != FINALIZER)
+        .filter(|f| *f != name)
         .cloned()
         .collect();
-    set(client, kind, parent, finalizers).await
+    set(client, kind, object, finalizers).await
 }
 
-/// Replaces the finalizer list, only if the parent did not change meanwhile
+/// Replaces the finalizer list, only if the object did not change meanwhile
 /// (the resourceVersion in a merge patch is a precondition).
 async fn set(
     client: &kube::Client,

@@ -88,7 +88,7 @@ impl KindError {
 
 /// Resolves every kind of `spec`, parent first.
 pub async fn resolve(client: &Client, spec: &ReconcilerSpec) -> Result<Kinds, KindError> {
-    let parent = resolve_one(client, "parent", &spec.parent).await?;
+    let parent = resolve_parent(client, spec).await?;
     let mut children = Vec::with_capacity(spec.children.len());
     for child in &spec.children {
         children.push(resolve_one(client, "child", child).await?);
@@ -109,6 +109,11 @@ pub async fn resolve(client: &Client, spec: &ReconcilerSpec) -> Result<Kinds, Ki
         children,
         related,
     })
+}
+
+/// Resolves only the parent kind of `spec`.
+pub async fn resolve_parent(client: &Client, spec: &ReconcilerSpec) -> Result<Kind, KindError> {
+    resolve_one(client, "parent", &spec.parent).await
 }
 
 async fn resolve_one(

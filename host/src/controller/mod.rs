@@ -17,6 +17,7 @@ pub mod observe;
 pub mod pass;
 pub mod prune;
 pub mod status;
+pub mod types;
 
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -87,6 +88,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         apply::api_for(client, &kinds.parent, scope.as_deref()),
         watcher::Config::default(),
     )
+    .modify(types::typed(&parent_resource))
     .default_backoff()
     .reflect(parent_writer)
     .applied_objects()
@@ -116,6 +118,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
             apply::api_for(client, kind, namespace),
             related_config(selection),
         )
+        .modify(types::typed(&kind.resource))
         .default_backoff()
         .reflect(related_writer)
         .touched_objects();
@@ -199,6 +202,7 @@ fn child_stream(
     let index = child.index.clone();
     let own_writes = own_writes.clone();
     watcher(apply::api_for(client, &child.kind, namespace), config)
+        .modify(types::typed(&child.kind.resource))
         .default_backoff()
         .inspect_ok(move |event| index.apply(event))
         .touched_objects()

@@ -12,6 +12,7 @@ use kube::runtime::controller::Action;
 use super::Setup;
 use super::apply::{self, ApplyError, Owner};
 use super::children::OwnWrites;
+use super::labels::FINALIZER;
 use super::observe::{self, ChildKind, Observation, RelatedSource};
 use super::status::{self, Readiness};
 use super::{finalizer, prune};
@@ -129,13 +130,17 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
         return Ok(Action::requeue(FINALIZE_RETRY));
     };
     if finalizer::deleting(parent) {
-        if spine.setup.spec.finalizer && finalizer::has(parent) {
+        if spine.setup.spec.finalizer && finalizer::has(parent, FINALIZER) {
             return finalize(parent, spine, module).await;
         }
         return Ok(Action::await_change());
     }
+    let (client, parent_kind) = (&spine.setup.client, &spine.setup.kinds.parent);
     if spine.setup.spec.finalizer {
-        finalizer::add(&spine.setup.client, &spine.setup.kinds.parent, parent).await?;
+        finalizer::add(client, parent_kind, parent, FINALIZER).await?;
+    } else {
+        // The Reconciler stopped asking for one: nothing would remove it.
+        finalizer::remove(client, parent_kind, parent, FINALIZER).await?;
     }
     let observation = observe::observe(
         parent,
@@ -326,12 +331,22 @@ async fn finalize(
         .guest(&reference, &finalized.events)
         .await;
     if !finalized.done {
-        return Ok(Action::requeue(
-            finalized.requeue_after.unwrap_or(FINALIZE_RETRY),
+        let retry = finalized.requeue_after.unwrap_or(FINALIZE_RETRY);
+        let readiness = Readiness::finalizing(format!(
+            "being deleted: finalize answered not done yet; asking again in {} s",
+            retry.as_secs_f64().ceil()
         ));
+        write_status(parent, spine, None, &readiness).await?;
+        return Ok(Action::requeue(retry));
     }
     write_children(parent, spine, &children, &[]).await?;
-    finalizer::remove(&spine.setup.client, &spine.setup.kinds.parent, parent).await?;
+    finalizer::remove(
+        &spine.setup.client,
+        &spine.setup.kinds.parent,
+        parent,
+        FINALIZER,
+    )
+    .await?;
     spine
         .setup
         .events

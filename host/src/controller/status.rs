@@ -29,6 +29,11 @@ impl Readiness {
         }
     }
 
+    /// A parent being deleted whose guest is not done finalizing yet.
+    pub fn finalizing(message: impl Into<String>) -> Self {
+        Self::failed("Finalizing", message)
+    }
+
     /// A failed pass.
     pub fn failed(reason: &str, message: impl Into<String>) -> Self {
         Self {

@@ -322,8 +322,9 @@ async fn until_stopped<T>(
 
 /// Resolves the kinds and checks that the reconciler may use them, retrying
 /// with backoff while a kind is missing or its identity may not read one
-/// (an administrator may install the CRD or grant the Role later); a kind
-/// that confinement forbids is final until the spec changes.
+/// (an administrator may install the CRD or grant the Role later), and at
+/// once when a CRD changes; a kind that confinement forbids is final until
+/// the spec changes.
 async fn resolve_and_check(
     host: &Host,
     key: &ReconcilerKey,
@@ -333,7 +334,9 @@ async fn resolve_and_check(
     report: &StatusReport,
 ) -> Result<kinds::Kinds, ConfinementError> {
     let mut wait = RETRY_BASE;
+    let mut crd_changes = host.crd_changes.subscribe();
     loop {
+        crd_changes.mark_unchanged();
         let (reason, message) = match kinds::resolve(&host.client, spec).await {
             Ok(kinds) => {
                 confine::check_kinds(key, &kinds, &host.tenancy)?;
@@ -353,7 +356,10 @@ async fn resolve_and_check(
         };
         tracing::warn!(reconciler = %key, reason, %message, retry_in = ?wait, "reconciler not ready to run");
         report.condition(READY, false, reason, format!("{message}; retrying"));
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(RETRY_MAX);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => wait = (wait * 2).min(RETRY_MAX),
+            // A CRD installed or established: its kind may be served now.
+            _ = crd_changes.changed() => wait = RETRY_BASE,
+        }
     }
 }

@@ -3,8 +3,10 @@
 //! when its spec changes (or only handed the new module source when nothing
 //! else changed), stopped when it goes.
 
+mod crds;
 mod instance;
 mod module;
+mod release;
 mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -12,12 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use futures::{StreamExt, stream};
-use kube::api::Api;
+use kube::ResourceExt;
+use kube::api::{Api, ObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use tokio::sync::Semaphore;
 
 pub use self::instance::Instance;
+use self::release::ReconcilerObject;
 pub use self::status::{MODULE_READY, READY, StatusReport};
 use crate::crd::{ClusterReconciler, ModuleSource, Reconciler, ReconcilerKey, ReconcilerSpec};
 use crate::operator::OperatorOptions;
@@ -49,6 +52,8 @@ pub struct Host {
     pub tenancy: Tenancy,
     /// The user name the API server knows the host by, when it said.
     pub user: Option<String>,
+    /// Bumped whenever a CustomResourceDefinition changes.
+    crd_changes: crds::CrdChanges,
     modules_loaded: AtomicI64,
 }
 
@@ -74,6 +79,7 @@ impl Host {
             reconciler_selector: options.reconciler_selector.clone(),
             tenancy: options.tenancy.clone(),
             user,
+            crd_changes: crds::CrdChanges::new(0),
             modules_loaded: AtomicI64::new(0),
         }
     }
@@ -89,8 +95,21 @@ impl Host {
 struct Declared {
     key: ReconcilerKey,
     spec: ReconcilerSpec,
-    generation: Option<i64>,
-    deleting: bool,
+    meta: ObjectMeta,
+}
+
+impl Declared {
+    fn deleting(&self) -> bool {
+        self.meta.deletion_timestamp.is_some()
+    }
+
+    fn object(&self) -> ReconcilerObject<'_> {
+        ReconcilerObject {
+            key: &self.key,
+            spec: &self.spec,
+            meta: &self.meta,
+        }
+    }
 }
 
 impl From<Reconciler> for Declared {
@@ -100,9 +119,8 @@ impl From<Reconciler> for Declared {
                 &object.namespace().unwrap_or_default(),
                 &object.name_any(),
             ),
-            generation: object.meta().generation,
-            deleting: object.meta().deletion_timestamp.is_some(),
             spec: object.spec.0,
+            meta: object.metadata,
         }
     }
 }
@@ -111,9 +129,8 @@ impl From<ClusterReconciler> for Declared {
     fn from(object: ClusterReconciler) -> Self {
         Self {
             key: ReconcilerKey::cluster(&object.name_any()),
-            generation: object.meta().generation,
-            deleting: object.meta().deletion_timestamp.is_some(),
             spec: object.spec.0,
+            meta: object.metadata,
         }
     }
 }
@@ -127,6 +144,7 @@ enum Source {
 
 /// Runs every declared reconciler until `shutdown` resolves, then stops them all.
 pub async fn run(host: Arc<Host>, shutdown: impl Future<Output = ()>) {
+    let crd_watch = tokio::spawn(crds::watch(host.client.clone(), host.crd_changes.clone()));
     let reconcilers = match &host.watch_namespace {
         Some(namespace) => Api::<Reconciler>::namespaced(host.client.clone(), namespace),
         None => Api::all(host.client.clone()),
@@ -195,6 +213,7 @@ pub async fn run(host: Arc<Host>, shutdown: impl Future<Output = ()>) {
         }
     }
     futures::future::join_all(running.into_values().map(Instance::stop)).await;
+    crd_watch.abort();
 }
 
 /// The event with its object read as a [`Declared`].
@@ -216,24 +235,26 @@ fn source_of(key: &ReconcilerKey) -> Source {
     }
 }
 
-/// Starts, restarts, updates or stops the reconciler `declared` describes.
+/// Starts, restarts, updates or stops the reconciler `declared` describes;
+/// keeps its release finalizer, and releases its parents once it is deleted.
 async fn declare(
     host: &Arc<Host>,
     running: &mut HashMap<ReconcilerKey, Instance>,
     declared: Declared,
 ) {
-    let Declared {
-        key,
-        spec,
-        generation,
-        deleting,
-    } = declared;
-    if deleting {
-        if let Some(instance) = running.remove(&key) {
+    if declared.deleting() {
+        if let Some(instance) = running.remove(&declared.key) {
             instance.stop().await;
         }
+        let host = host.clone();
+        tokio::spawn(async move { declared.object().release_until_done(&host).await });
         return;
     }
+    if let Err(error) = declared.object().keep_finalizer(host).await {
+        tracing::warn!(reconciler = %declared.key, %error, "could not update the reconciler's release finalizer");
+    }
+    let Declared { key, spec, meta } = declared;
+    let generation = meta.generation;
     if let Some(instance) = running.get(&key) {
         if instance.spec == spec {
             return;

@@ -6,6 +6,7 @@
 //! Without a control plane to run against, the binary prints one line saying
 //! why and passes.
 
+mod hardening;
 mod harness_smoke;
 mod install;
 mod operator;
@@ -67,6 +68,11 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::steady_state_costs_no_calls),
         scenario!(operator::hundred_parents),
         scenario!(operator::push_uploads_and_switches_modules),
+        scenario!(hardening::a_bad_first_upload_stays_reported),
+        scenario!(hardening::deleting_a_reconciler_releases_its_parents),
+        scenario!(hardening::a_crd_installed_later_is_picked_up_at_once),
+        scenario!(hardening::finalizing_parents_show_it_in_status),
+        scenario!(hardening::existing_objects_reach_the_guest_typed),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

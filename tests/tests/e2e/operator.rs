@@ -615,7 +615,12 @@ pub async fn missing_parent_kind_is_retried(env: Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hostile_reconciler(module: serde_json::Value, policy: serde_json::Value) -> serde_json::Value {
+/// The spec of a Hostile Reconciler (ConfigMap children) using `module`
+/// under `policy`.
+pub fn hostile_reconciler(
+    module: serde_json::Value,
+    policy: serde_json::Value,
+) -> serde_json::Value {
     json!({
         "parent": {"apiVersion": "example.sous.dev/v1", "kind": "Hostile"},
         "children": [{"apiVersion": "v1", "kind": "ConfigMap"}],

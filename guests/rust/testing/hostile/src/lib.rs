@@ -18,6 +18,8 @@
 //!   ConfigMap, to prove that no state survives from one call to the next;
 //! - `escape`: tries the filesystem, the environment, the arguments and the
 //!   network, and reports what it got in a ConfigMap;
+//! - `linger`: finalize answers not done (again in 500 ms) until the parent
+//!   carries the annotation `e2e.sous.dev/release`;
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
@@ -61,10 +63,13 @@ impl Guest for Hostile {
         })
     }
 
-    fn finalize(_request: Request) -> Result<FinalizeResponse, Error> {
+    fn finalize(request: Request) -> Result<FinalizeResponse, Error> {
+        let parent: Value = serde_json::from_str(&request.parent).expect("the host sends JSON");
+        let lingering = parent["spec"]["attack"] == "linger"
+            && parent["metadata"]["annotations"]["e2e.sous.dev/release"].is_null();
         Ok(FinalizeResponse {
-            done: true,
-            requeue_after_ms: None,
+            done: !lingering,
+            requeue_after_ms: lingering.then_some(500),
             events: Vec::new(),
         })
     }
