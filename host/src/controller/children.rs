@@ -2,13 +2,15 @@
 //! child watchers report them, so observing a parent's children never scans
 //! a store or asks the API server.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, ObjectMeta};
 use kube::runtime::watcher::Event;
 use tokio::sync::watch;
 
+use super::apply::APPLIED_HASH;
 use super::labels::PARENT_UID;
 
 /// `namespace/name` of a child within its kind.
@@ -37,19 +39,42 @@ impl Default for ChildIndex {
 }
 
 impl ChildIndex {
-    /// Applies one watcher event.
-    pub fn apply(&self, event: &Event<DynamicObject>) {
+    /// Applies one watcher event and returns the children whose change
+    /// should trigger their parent's pass: those applied or deleted by a
+    /// watch event, and after a relist those new, changed or gone since the
+    /// last view. The first listing triggers nothing: every parent gets a
+    /// pass when the controller starts anyway, and those passes wait for
+    /// this index to be ready.
+    pub fn apply(&self, event: &Event<DynamicObject>) -> Vec<DynamicObject> {
         let mut state = self.state.lock().expect("child index lock");
         match event {
-            Event::Apply(object) => state.upsert(object.clone()),
-            Event::Delete(object) => state.remove(&name_of(object)),
-            Event::Init => state.relisting = Some(Vec::new()),
-            Event::InitApply(object) => state
-                .relisting
-                .get_or_insert_with(Vec::new)
-                .push(object.clone()),
+            Event::Apply(object) => {
+                state.upsert(object.clone());
+                vec![object.clone()]
+            }
+            Event::Delete(object) => {
+                state.remove(&name_of(object));
+                vec![object.clone()]
+            }
+            Event::Init => {
+                state.relisting = Some(Vec::new());
+                Vec::new()
+            }
+            Event::InitApply(object) => {
+                state
+                    .relisting
+                    .get_or_insert_with(Vec::new)
+                    .push(object.clone());
+                Vec::new()
+            }
             Event::InitDone => {
                 let listed = state.relisting.take().unwrap_or_default();
+                let first = !*self.ready.borrow();
+                let changed = if first {
+                    Vec::new()
+                } else {
+                    state.changes(&listed)
+                };
                 state.by_parent.clear();
                 state.parent_of.clear();
                 for object in listed {
@@ -57,6 +82,7 @@ impl ChildIndex {
                 }
                 drop(state);
                 self.ready.send_replace(true);
+                changed
             }
         }
     }
@@ -80,6 +106,28 @@ impl ChildIndex {
 }
 
 impl IndexState {
+    /// What a relist that found `listed` changed: children new or of
+    /// another version, and children no longer there.
+    fn changes(&self, listed: &[DynamicObject]) -> Vec<DynamicObject> {
+        let mut previous: HashMap<ChildName, &Arc<DynamicObject>> = self
+            .by_parent
+            .values()
+            .flat_map(|children| children.iter().map(|(name, object)| (name.clone(), object)))
+            .collect();
+        let mut changed: Vec<DynamicObject> = listed
+            .iter()
+            .filter(|object| {
+                let before = previous.remove(&name_of(object));
+                before.is_none_or(|before| {
+                    before.metadata.resource_version != object.metadata.resource_version
+                })
+            })
+            .cloned()
+            .collect();
+        changed.extend(previous.into_values().map(|gone| (**gone).clone()));
+        changed
+    }
+
     fn upsert(&mut self, object: DynamicObject) {
         let name = name_of(&object);
         self.remove(&name);
@@ -123,41 +171,72 @@ fn name_of(object: &DynamicObject) -> ChildName {
 /// one extra pass per forgotten write).
 const MAX_OWN_WRITES: usize = 10_000;
 
-/// Resource versions the host itself just wrote, so the watch events they
-/// cause do not trigger another pass of the parent that wrote them.
+/// How long a write is remembered: its watch event comes within moments, or
+/// never (a write the API server found to change nothing).
+const OWN_WRITE_TTL: Duration = Duration::from_secs(30);
+
+/// A write of one child: its kind, namespace, name and the hash of what was
+/// applied (the `sous.dev/applied-hash` annotation every write carries).
+type Write = (String, Option<String>, String, String);
+
+/// Writes the host is making, so the watch events they cause do not trigger
+/// another pass of the parent that wrote them. A write is recorded *before*
+/// its request goes out, because its watch event may arrive before the
+/// response; each write suppresses one event of an object carrying its
+/// applied hash.
 #[derive(Default)]
 pub struct OwnWrites {
-    // Bounded: an event the watch never delivers (e.g. superseded during a
-    // relist) must not keep its entry forever.
-    written: Mutex<HashSet<(String, String)>>,
+    // Bounded in size and time: an event that never comes (superseded during
+    // a relist, or a write that changed nothing) must not keep its entry.
+    written: Mutex<HashMap<Write, Instant>>,
 }
 
 impl OwnWrites {
-    /// Remembers that the host wrote `object` (as returned by the API server).
-    pub fn record(&self, object: &DynamicObject) {
-        if let (Some(uid), Some(version)) =
-            (&object.metadata.uid, &object.metadata.resource_version)
-        {
-            let mut written = self.written.lock().expect("own writes lock");
+    /// Remembers that the host is about to write (apply or delete) the
+    /// object of `kind` whose metadata is `metadata`, stamped with its
+    /// applied hash.
+    pub fn record(&self, kind: &str, metadata: &ObjectMeta) {
+        let Some(write) = write_of(kind, metadata) else {
+            return;
+        };
+        let mut written = self.written.lock().expect("own writes lock");
+        if written.len() >= MAX_OWN_WRITES {
+            written.retain(|_, at| at.elapsed() < OWN_WRITE_TTL);
             if written.len() >= MAX_OWN_WRITES {
                 written.clear();
             }
-            written.insert((uid.clone(), version.clone()));
+        }
+        written.insert(write, Instant::now());
+    }
+
+    /// Forgets a write whose event will not come (the object did not change).
+    pub fn forget(&self, kind: &str, metadata: &ObjectMeta) {
+        if let Some(write) = write_of(kind, metadata) {
+            self.written.lock().expect("own writes lock").remove(&write);
         }
     }
 
-    /// Whether `object` is exactly what the host last wrote (forgetting it:
-    /// each write suppresses one event).
-    pub fn is_own(&self, object: &DynamicObject) -> bool {
-        match (&object.metadata.uid, &object.metadata.resource_version) {
-            (Some(uid), Some(version)) => self
-                .written
-                .lock()
-                .expect("own writes lock")
-                .remove(&(uid.clone(), version.clone())),
-            _ => false,
-        }
+    /// Whether `object`'s event is one of the host's own recent writes
+    /// (forgetting it: each write suppresses one event).
+    pub fn is_own(&self, kind: &str, object: &DynamicObject) -> bool {
+        let Some(write) = write_of(kind, &object.metadata) else {
+            return false;
+        };
+        let mut written = self.written.lock().expect("own writes lock");
+        written
+            .remove(&write)
+            .is_some_and(|at| at.elapsed() < OWN_WRITE_TTL)
     }
+}
+
+fn write_of(kind: &str, metadata: &ObjectMeta) -> Option<Write> {
+    let hash = metadata.annotations.as_ref()?.get(APPLIED_HASH)?;
+    Some((
+        kind.to_string(),
+        metadata.namespace.clone(),
+        metadata.name.clone()?,
+        hash.clone(),
+    ))
 }
 
 #[cfg(test)]
@@ -223,13 +302,79 @@ mod tests {
             .expect("ready after the first listing");
     }
 
+    fn stamped(name: &str, hash: &str, version: &str) -> DynamicObject {
+        let mut object = child(name, Some("p1"), version);
+        object.metadata.annotations = Some([(APPLIED_HASH.to_string(), hash.to_string())].into());
+        object
+    }
+
     #[test]
-    fn an_own_write_is_recognised_once() {
+    fn an_own_write_is_recognised_once_by_its_hash_even_before_its_response() {
         let writes = OwnWrites::default();
-        let written = child("a", Some("p1"), "7");
-        writes.record(&written);
-        assert!(!writes.is_own(&child("a", Some("p1"), "8")));
-        assert!(writes.is_own(&written));
-        assert!(!writes.is_own(&written));
+        // Recorded from the desired object, before any version exists.
+        let desired = stamped("a", "h1", "");
+        writes.record("ConfigMap", &desired.metadata);
+        assert!(
+            !writes.is_own("Secret", &stamped("a", "h1", "7")),
+            "another kind"
+        );
+        assert!(
+            !writes.is_own("ConfigMap", &stamped("a", "h0", "7")),
+            "another hash"
+        );
+        assert!(writes.is_own("ConfigMap", &stamped("a", "h1", "7")));
+        assert!(
+            !writes.is_own("ConfigMap", &stamped("a", "h1", "8")),
+            "once only"
+        );
+        writes.record("ConfigMap", &desired.metadata);
+        writes.forget("ConfigMap", &desired.metadata);
+        assert!(
+            !writes.is_own("ConfigMap", &stamped("a", "h1", "9")),
+            "forgotten"
+        );
+        assert!(
+            !writes.is_own("ConfigMap", &child("b", None, "1")),
+            "unstamped"
+        );
+    }
+
+    #[test]
+    fn only_a_relist_after_the_first_triggers_and_only_for_what_changed() {
+        let index = ChildIndex::default();
+        let listing = |objects: Vec<DynamicObject>| {
+            let mut triggered = index.apply(&Event::Init);
+            for object in objects {
+                triggered.extend(index.apply(&Event::InitApply(object)));
+            }
+            triggered.extend(index.apply(&Event::InitDone));
+            let mut names: Vec<String> = triggered
+                .iter()
+                .map(|c| c.metadata.name.clone().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let first = listing(vec![
+            child("same", Some("p1"), "1"),
+            child("gone", Some("p1"), "1"),
+        ]);
+        assert!(first.is_empty(), "{first:?}");
+        let again = listing(vec![
+            child("same", Some("p1"), "1"),
+            child("new", Some("p1"), "1"),
+        ]);
+        assert_eq!(again, ["gone", "new"]);
+        let changed = listing(vec![
+            child("same", Some("p1"), "2"),
+            child("new", Some("p1"), "1"),
+        ]);
+        assert_eq!(changed, ["same"]);
+        assert_eq!(
+            index
+                .apply(&Event::Apply(child("x", Some("p2"), "1")))
+                .len(),
+            1
+        );
     }
 }

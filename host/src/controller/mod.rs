@@ -190,7 +190,8 @@ fn children_scope(spec: &ReconcilerSpec, scope: Option<&str>) -> Option<String> 
 }
 
 /// The watch of one child kind: only this reconciler's children (by label),
-/// indexed by parent UID; the host's own writes trigger nothing.
+/// indexed by parent UID; what the index calls a change triggers the
+/// parent, except the host's own writes.
 fn child_stream(
     client: &kube::Client,
     key: &ReconcilerKey,
@@ -201,12 +202,13 @@ fn child_stream(
     let config = watcher::Config::default().labels(&labels::children_selector(key));
     let index = child.index.clone();
     let own_writes = own_writes.clone();
+    let kind = child.kind.resource.kind.clone();
     watcher(apply::api_for(client, &child.kind, namespace), config)
         .modify(types::typed(&child.kind.resource))
         .default_backoff()
-        .inspect_ok(move |event| index.apply(event))
-        .touched_objects()
-        .try_filter(move |object| std::future::ready(!own_writes.is_own(object)))
+        .map_ok(move |event| stream::iter(index.apply(&event).into_iter().map(Ok)))
+        .try_flatten()
+        .try_filter(move |object| std::future::ready(!own_writes.is_own(&kind, object)))
 }
 
 /// Watches only the related objects carrying the selection's labels.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Resource;
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, ObjectMeta};
 use kube::runtime::controller::Action;
 
 use super::Setup;
@@ -215,15 +215,25 @@ async fn write_children(
         apply::stamp(&mut child, kind, &owner);
         let name = child["metadata"]["name"].as_str();
         let namespace = child["metadata"]["namespace"].as_str();
-        let current = observed[position].iter().any(|o| {
-            o.metadata.name.as_deref() == name
-                && o.metadata.namespace.as_deref() == namespace
-                && apply::is_current(o, &child)
+        let before = observed[position].iter().find(|o| {
+            o.metadata.name.as_deref() == name && o.metadata.namespace.as_deref() == namespace
         });
-        if !current {
-            let applied = apply::apply(&spine.setup.writer, kind, &child, &manager).await?;
-            spine.own_writes.record(&applied);
+        if before.is_some_and(|o| apply::is_current(o, &child)) {
+            continue;
         }
+        let metadata: ObjectMeta =
+            serde_json::from_value(child["metadata"].clone()).unwrap_or_default();
+        let kind_name = &kind.resource.kind;
+        spine.own_writes.record(kind_name, &metadata);
+        let applied = apply::apply(&spine.setup.writer, kind, &child, &manager).await;
+        let unchanged = applied.as_ref().is_ok_and(|applied| {
+            before.is_some_and(|o| o.metadata.resource_version == applied.metadata.resource_version)
+        });
+        if applied.is_err() || unchanged {
+            // No watch event will come for this write.
+            spine.own_writes.forget(kind_name, &metadata);
+        }
+        applied?;
     }
     for (child, observed) in spine.children.iter().zip(observed) {
         let parent_kind = &spine.setup.kinds.parent;
@@ -235,6 +245,9 @@ async fn write_children(
             parent,
             parent_kind,
         ) {
+            spine
+                .own_writes
+                .record(&child.kind.resource.kind, &stale.metadata);
             prune::delete(&spine.setup.writer, &child.kind, stale).await?;
             tracing::info!(reconciler = %spine.setup.key, parent = %display_name(parent), child = ?stale.metadata.name, "pruned a child no longer desired");
         }

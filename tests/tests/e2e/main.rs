@@ -73,6 +73,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(hardening::a_crd_installed_later_is_picked_up_at_once),
         scenario!(hardening::finalizing_parents_show_it_in_status),
         scenario!(hardening::existing_objects_reach_the_guest_typed),
+        scenario!(hardening::a_restart_costs_one_pass_per_parent),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

@@ -568,26 +568,17 @@ pub async fn steady_state_costs_no_calls(env: Env) -> anyhow::Result<()> {
             .await;
     }
     // Let the tail of the convergence (Deployment status updates) pass.
-    let calls = || async {
-        let reconciler = world
-            .get("sous.dev/v1alpha1", "Reconciler", "my-app")
-            .await
-            .unwrap();
-        reconciler.data["status"]["reconciles"]
-            .as_u64()
-            .unwrap_or_default()
-    };
-    let mut settled = calls().await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let now = calls().await;
-        if now == settled {
-            break;
-        }
-        settled = now;
-    }
+    let settled = world.settled_reconciles("my-app").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(calls().await, settled, "guest calls while nothing changed");
+    let reconciler = world
+        .get("sous.dev/v1alpha1", "Reconciler", "my-app")
+        .await
+        .unwrap();
+    assert_eq!(
+        reconciler.data["status"]["reconciles"].as_u64(),
+        Some(settled),
+        "guest calls while nothing changed"
+    );
     Ok(())
 }
 

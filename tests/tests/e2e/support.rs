@@ -350,6 +350,29 @@ impl World {
         assert!(self.get("v1", "Service", parent).await.is_none());
     }
 
+    /// The Reconciler's count of successful passes (of the host serving it)
+    /// once it has stopped moving for 5 s.
+    pub async fn settled_reconciles(&self, name: &str) -> u64 {
+        let count = || async {
+            let reconciler = self
+                .get("sous.dev/v1alpha1", "Reconciler", name)
+                .await
+                .expect("the Reconciler exists");
+            reconciler.data["status"]["reconciles"]
+                .as_u64()
+                .unwrap_or_default()
+        };
+        let mut settled = count().await;
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let now = count().await;
+            if now == settled && now > 0 {
+                return now;
+            }
+            settled = now;
+        }
+    }
+
     /// Waits until the Reconciler serves `module` (`ModuleReady` and its digest).
     pub async fn wait_digest(&self, name: &str, module: &[u8]) -> DynamicObject {
         let wanted = digest(module);
