@@ -130,33 +130,72 @@ fn contains(actual: &Value, wanted: &Value) -> bool {
     }
 }
 
-/// A child the API server refused.
+/// A write of a child (apply or delete) that the API server refused.
 #[derive(Debug, thiserror::Error)]
-#[error("applying {child} failed: {source}")]
+#[error("{} {child}: {}", if *.dry_run { "the API server would refuse writing" } else { "writing" }, refusal(.source))]
 pub struct ApplyError {
     /// The child, as `Kind namespace/name`.
     pub child: String,
+    /// Whether the refusal came from the dry run that checks a plan (so
+    /// nothing of the plan was written).
+    pub dry_run: bool,
     /// The API error (forbidden, invalid...).
+    #[source]
     pub source: kube::Error,
 }
 
+impl ApplyError {
+    /// The refusal as a reason a person understands.
+    pub fn reason(&self) -> &'static str {
+        let kube::Error::Api(status) = &self.source else {
+            return "WriteFailed";
+        };
+        let message = status.message.to_lowercase();
+        match status.code {
+            403 if message.contains("exceeded quota") => "QuotaExceeded",
+            403 => "Forbidden",
+            422 if message.contains("only one reference can have controller set to true") => {
+                "ChildControlledElsewhere"
+            }
+            422 => "Invalid",
+            409 => "Conflict",
+            404 => "NotFound",
+            429 => "Throttled",
+            _ => "WriteFailed",
+        }
+    }
+}
+
+/// The API server's refusal in words: its message, without the error's
+/// framing.
+fn refusal(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
 /// Server-side applies one stamped child as `field_manager`, taking over
-/// conflicting fields (the guest's answer is the truth for what it sets).
+/// conflicting fields (the guest's answer is the truth for what it sets);
+/// with `dry_run`, only asks whether the API server would accept it.
 pub async fn apply(
     client: &kube::Client,
     kind: &Kind,
     child: &Value,
     field_manager: &str,
+    dry_run: bool,
 ) -> Result<Arc<DynamicObject>, ApplyError> {
     let name = child["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = child["metadata"]["namespace"].as_str();
     let api = api_for(client, kind, namespace);
-    let params = PatchParams::apply(field_manager).force();
+    let mut params = PatchParams::apply(field_manager).force();
+    params.dry_run = dry_run;
     api.patch(name, &params, &Patch::Apply(child))
         .await
         .map(Arc::new)
         .map_err(|source| ApplyError {
             child: describe(kind, namespace, name),
+            dry_run,
             source,
         })
 }

@@ -15,9 +15,11 @@ pub mod kinds;
 pub mod labels;
 pub mod observe;
 pub mod pass;
+pub mod plan;
 pub mod prune;
 pub mod status;
 pub mod types;
+pub mod write;
 
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};

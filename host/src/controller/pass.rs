@@ -6,16 +6,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Resource;
-use kube::api::{DynamicObject, ObjectMeta};
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 
 use super::Setup;
-use super::apply::{self, ApplyError, Owner};
+use super::apply::{ApplyError, Owner};
 use super::children::OwnWrites;
+use super::finalizer;
+use super::kinds::Kind;
 use super::labels::FINALIZER;
 use super::observe::{self, ChildKind, Observation, RelatedSource};
+use super::plan::{self, KindNotWatched};
 use super::status::{self, Readiness};
-use super::{finalizer, prune};
+use super::write::Writer;
 use crate::render::{RenderError, Rendered};
 use crate::runtime::LoadedModule;
 use crate::telemetry::Outcome;
@@ -56,10 +59,8 @@ pub enum PassError {
     #[error("API request failed: {0}")]
     Api(#[from] kube::Error),
     /// The policy allowed a kind the host does not watch as a child.
-    #[error(
-        "child kind {0} is allowed by the policy but not listed in spec.children, so the host cannot track it"
-    )]
-    KindNotWatched(String),
+    #[error(transparent)]
+    KindNotWatched(#[from] KindNotWatched),
     /// The guest's `finalize` failed.
     #[error("finalize failed: {0}")]
     Finalize(crate::runtime::CallError),
@@ -70,11 +71,7 @@ impl PassError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Guest(error) => error.reason(),
-            Self::Apply(ApplyError {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.code == 403 => "ApplyForbidden",
-            Self::Apply(_) => "ApplyFailed",
+            Self::Apply(error) => error.reason(),
             Self::Api(_) => "ApiError",
             Self::KindNotWatched(_) => "KindNotWatched",
             Self::Finalize(error) => error.reason(),
@@ -187,8 +184,8 @@ async fn converge(
     })
 }
 
-/// Applies every desired child that differs from what is observed, then
-/// deletes the observed children no longer desired.
+/// Plans the writes that make the observed children the desired ones, checks
+/// the whole plan with a dry run, then makes them.
 async fn write_children(
     parent: &DynamicObject,
     spine: &Spine,
@@ -200,58 +197,18 @@ async fn write_children(
         kind: &spine.setup.kinds.parent,
         key: &spine.setup.key,
     };
-    let manager = spine.setup.key.field_manager();
-    for child in desired {
-        let position = spine
-            .children
-            .iter()
-            .position(|c| {
-                c.kind.resource.api_version == child["apiVersion"]
-                    && c.kind.resource.kind == child["kind"]
-            })
-            .ok_or_else(|| PassError::KindNotWatched(type_of(child)))?;
-        let kind = &spine.children[position].kind;
-        let mut child = child.clone();
-        apply::stamp(&mut child, kind, &owner);
-        let name = child["metadata"]["name"].as_str();
-        let namespace = child["metadata"]["namespace"].as_str();
-        let before = observed[position].iter().find(|o| {
-            o.metadata.name.as_deref() == name && o.metadata.namespace.as_deref() == namespace
-        });
-        if before.is_some_and(|o| apply::is_current(o, &child)) {
-            continue;
-        }
-        let metadata: ObjectMeta =
-            serde_json::from_value(child["metadata"].clone()).unwrap_or_default();
-        let kind_name = &kind.resource.kind;
-        spine.own_writes.record(kind_name, &metadata);
-        let applied = apply::apply(&spine.setup.writer, kind, &child, &manager).await;
-        let unchanged = applied.as_ref().is_ok_and(|applied| {
-            before.is_some_and(|o| o.metadata.resource_version == applied.metadata.resource_version)
-        });
-        if applied.is_err() || unchanged {
-            // No watch event will come for this write.
-            spine.own_writes.forget(kind_name, &metadata);
-        }
-        applied?;
-    }
-    for (child, observed) in spine.children.iter().zip(observed) {
-        let parent_kind = &spine.setup.kinds.parent;
-        for stale in prune::stale(
-            &child.kind,
-            observed,
-            desired,
-            &spine.setup.key,
-            parent,
-            parent_kind,
-        ) {
-            spine
-                .own_writes
-                .record(&child.kind.resource.kind, &stale.metadata);
-            prune::delete(&spine.setup.writer, &child.kind, stale).await?;
-            tracing::info!(reconciler = %spine.setup.key, parent = %display_name(parent), child = ?stale.metadata.name, "pruned a child no longer desired");
-        }
-    }
+    let kinds: Vec<Kind> = spine.children.iter().map(|c| c.kind.clone()).collect();
+    let plan = plan::plan(&kinds, observed, desired, &owner)?;
+    let (field_manager, parent_name) = (spine.setup.key.field_manager(), display_name(parent));
+    let writer = Writer {
+        client: &spine.setup.writer,
+        field_manager: &field_manager,
+        kinds: &kinds,
+        own_writes: &spine.own_writes,
+        reconciler: &spine.setup.key,
+        parent: &parent_name,
+    };
+    writer.write(&plan).await?;
     Ok(())
 }
 
@@ -383,14 +340,6 @@ fn resync(spine: &Spine) -> Action {
         Some(seconds) => Action::requeue(Duration::from_secs(seconds.into())),
         None => Action::requeue(DEFAULT_RESYNC),
     }
-}
-
-fn type_of(child: &serde_json::Value) -> String {
-    format!(
-        "{}/{}",
-        child["apiVersion"].as_str().unwrap_or_default(),
-        child["kind"].as_str().unwrap_or_default()
-    )
 }
 
 /// `namespace/name` of an object.

@@ -81,11 +81,13 @@ pub fn stale<'a>(
         .collect()
 }
 
-/// Deletes `child`, only if it is still the same object (UID precondition).
+/// Deletes `child`, only if it is still the same object (UID precondition);
+/// with `dry_run`, only asks whether the API server would accept it.
 pub async fn delete(
     client: &kube::Client,
     kind: &Kind,
     child: &DynamicObject,
+    dry_run: bool,
 ) -> Result<(), ApplyError> {
     let name = child.metadata.name.as_deref().unwrap_or_default();
     let namespace = child.metadata.namespace.as_deref();
@@ -94,6 +96,7 @@ pub async fn delete(
             uid: child.metadata.uid.clone(),
             resource_version: None,
         }),
+        dry_run,
         ..DeleteParams::background()
     };
     match api_for(client, kind, namespace).delete(name, &params).await {
@@ -102,6 +105,7 @@ pub async fn delete(
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(source) => Err(ApplyError {
             child: describe(kind, namespace, name),
+            dry_run,
             source,
         }),
     }

@@ -264,3 +264,58 @@ pub async fn a_restart_costs_one_pass_per_parent(env: Env) -> anyhow::Result<()>
     assert_eq!(after, PARENTS as u64, "passes after the restart");
     Ok(())
 }
+
+/// When the API server would refuse one child of an answer (here: its name
+/// is taken by an object another owner controls), nothing of the answer is
+/// written, and the parent says which child and why.
+pub async fn a_refused_child_writes_nothing(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let owner = world
+        .apply(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "someone-else"}}),
+        )
+        .await;
+    world
+        .apply(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": "taken-1",
+                "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "ConfigMap", "name": "someone-else",
+                    "uid": owner.metadata.uid, "controller": true,
+                }],
+            },
+            "data": {"belongs": "to someone else"},
+        }))
+        .await;
+    let source = world.upload("hostile", &guest_bytes("hostile")).await;
+    world
+        .reconciler("hostile", hostile_reconciler(source, json!({})))
+        .await;
+    let _host = world.host("refused");
+    world
+        .apply(hostile("taken", "many", json!({"count": 3})))
+        .await;
+    let parent = world
+        .wait_parent(
+            "Hostile",
+            "taken",
+            "False",
+            Some("ChildControlledElsewhere"),
+        )
+        .await;
+    let message = condition_field(&parent, "Ready", "message");
+    assert!(
+        message.contains("would refuse writing ConfigMap") && message.contains("taken-1"),
+        "{message}"
+    );
+    for name in ["taken-0", "taken-2"] {
+        assert!(
+            world.get("v1", "ConfigMap", name).await.is_none(),
+            "{name} was written though its sibling was refused"
+        );
+    }
+    let taken = world.get("v1", "ConfigMap", "taken-1").await.unwrap();
+    assert_eq!(taken.data["data"]["belongs"], "to someone else");
+    Ok(())
+}

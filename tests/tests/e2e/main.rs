@@ -74,6 +74,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(hardening::finalizing_parents_show_it_in_status),
         scenario!(hardening::existing_objects_reach_the_guest_typed),
         scenario!(hardening::a_restart_costs_one_pass_per_parent),
+        scenario!(hardening::a_refused_child_writes_nothing),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

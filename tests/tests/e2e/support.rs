@@ -335,11 +335,11 @@ impl World {
     }
 
     /// Waits until MyApp `parent` is refused its Service because
-    /// ServiceAccount `account` may not write Services, and checks that none
-    /// was written.
+    /// ServiceAccount `account` may not write Services, and checks that
+    /// nothing of the answer was written (not even the Deployment).
     pub async fn wait_services_forbidden(&self, parent: &str, account: &str) {
         let refused = self
-            .wait_parent("MyApp", parent, "False", Some("ApplyForbidden"))
+            .wait_parent("MyApp", parent, "False", Some("Forbidden"))
             .await;
         let message = condition_field(&refused, "Ready", "message");
         assert!(
@@ -348,6 +348,10 @@ impl World {
             "{message}"
         );
         assert!(self.get("v1", "Service", parent).await.is_none());
+        assert!(
+            self.get("apps/v1", "Deployment", parent).await.is_none(),
+            "half an answer was written"
+        );
     }
 
     /// The Reconciler's count of successful passes (of the host serving it)
