@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod leader;
 pub mod operator;
 pub mod policy;
+pub mod recovery;
 pub mod registry;
 pub mod render;
 pub mod runtime;

@@ -39,6 +39,7 @@ use self::kinds::{Kind, Kinds};
 use self::observe::{ChildKind, RelatedSource};
 use self::pass::Spine;
 use crate::crd::{ReconcilerKey, ReconcilerSpec, RelatedKind};
+use crate::recovery::{Recovering, WatchBackoff};
 use crate::registry::StatusReport;
 use crate::runtime::LoadedModule;
 use crate::telemetry::Metrics;
@@ -91,12 +92,15 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         watcher::Config::default(),
     )
     .modify(types::typed(&parent_resource))
-    .default_backoff()
+    .recovering()
     .reflect(parent_writer)
     .applied_objects()
     .predicate_filter(parent_changed, Default::default());
+    // The controller backs off its merged triggers too: as quickly as the
+    // watches themselves (see `crate::recovery`).
     let mut controller =
-        Controller::for_stream_with(parent_stream, parents.clone(), parent_resource.clone());
+        Controller::for_stream_with(parent_stream, parents.clone(), parent_resource.clone())
+            .trigger_backoff(WatchBackoff::default());
 
     let own_writes = Arc::new(OwnWrites::default());
     let child_scope = children_scope(spec, scope.as_deref());
@@ -121,7 +125,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
             related_config(selection),
         )
         .modify(types::typed(&kind.resource))
-        .default_backoff()
+        .recovering()
         .reflect(related_writer)
         .touched_objects();
         related.push(RelatedSource {
@@ -207,7 +211,7 @@ fn child_stream(
     let kind = child.kind.resource.kind.clone();
     watcher(apply::api_for(client, &child.kind, namespace), config)
         .modify(types::typed(&child.kind.resource))
-        .default_backoff()
+        .recovering()
         .map_ok(move |event| stream::iter(index.apply(&event).into_iter().map(Ok)))
         .try_flatten()
         .try_filter(move |object| std::future::ready(!own_writes.is_own(&kind, object)))

@@ -30,6 +30,8 @@ const FINALIZE_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest delay after repeated failures.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Longest delay after a pass that could not reach the API server.
+const UNREACHABLE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Everything the passes of one reconciler share: what it was set up with,
 /// and the caches and state its controller adds.
@@ -77,6 +79,17 @@ impl PassError {
             Self::Finalize(error) => error.reason(),
         }
     }
+
+    /// Whether the API server could not be reached at all (as opposed to
+    /// answering): such a pass is retried soon, whatever failed before, so
+    /// that parents converge within seconds of the API server's return.
+    pub fn is_unreachable(&self) -> bool {
+        let source = match self {
+            Self::Api(source) | Self::Apply(ApplyError { source, .. }) => source,
+            _ => return false,
+        };
+        !matches!(source, kube::Error::Api(_))
+    }
 }
 
 /// The controller's reconcile function: one pass, timed and counted.
@@ -100,12 +113,17 @@ pub async fn reconcile(parent: Arc<DynamicObject>, spine: Arc<Spine>) -> Result<
 }
 
 /// The controller's error policy: exponential backoff per parent.
-pub fn error_policy(parent: Arc<DynamicObject>, _error: &PassError, spine: Arc<Spine>) -> Action {
+pub fn error_policy(parent: Arc<DynamicObject>, error: &PassError, spine: Arc<Spine>) -> Action {
     let uid = parent.metadata.uid.clone().unwrap_or_default();
     let mut failures = spine.failures.lock().expect("failures lock");
     let count = failures.entry(uid).or_default();
     *count = count.saturating_add(1);
-    Action::requeue(backoff(*count))
+    let wait = backoff(*count);
+    Action::requeue(if error.is_unreachable() {
+        wait.min(UNREACHABLE_RETRY_MAX)
+    } else {
+        wait
+    })
 }
 
 fn backoff(failures: u32) -> Duration {

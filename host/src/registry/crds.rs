@@ -5,8 +5,10 @@
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
+
+use crate::recovery::Recovering;
 
 /// Counts CRD changes; reconcilers waiting for a kind subscribe to it.
 pub type CrdChanges = watch::Sender<u64>;
@@ -17,7 +19,7 @@ pub type CrdChanges = watch::Sender<u64>;
 pub async fn watch(client: kube::Client, changes: CrdChanges) {
     let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(client);
     let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .recovering()
         .boxed();
     while let Some(event) = events.next().await {
         match event {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use futures::{StreamExt, stream};
 use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::Semaphore;
 
 pub use self::instance::Instance;
@@ -24,6 +24,7 @@ use self::release::ReconcilerObject;
 pub use self::status::{MODULE_READY, READY, StatusReport};
 use crate::crd::{ClusterReconciler, ModuleSource, Reconciler, ReconcilerKey, ReconcilerSpec};
 use crate::operator::OperatorOptions;
+use crate::recovery::Recovering;
 use crate::runtime::Runtime;
 use crate::telemetry::Metrics;
 use crate::tenancy::Tenancy;
@@ -154,14 +155,14 @@ pub async fn run(host: Arc<Host>, shutdown: impl Future<Output = ()>) {
         None => watcher::Config::default(),
     };
     let namespaced = watcher(reconcilers, config.clone())
-        .default_backoff()
+        .recovering()
         .map(|event| (Source::Namespaced, event.map(declared)))
         .boxed();
     // Restricted to one namespace, the host serves no ClusterReconciler.
     let cluster = match &host.watch_namespace {
         Some(_) => stream::pending().boxed(),
         None => watcher(Api::<ClusterReconciler>::all(host.client.clone()), config)
-            .default_backoff()
+            .recovering()
             .map(|event| (Source::Cluster, event.map(declared)))
             .boxed(),
     };

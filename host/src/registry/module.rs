@@ -9,12 +9,13 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::Host;
 use super::status::{MODULE_READY, StatusReport};
 use crate::crd::{ModuleSource, ReconcilerKey};
+use crate::recovery::Recovering;
 use crate::runtime::LoadedModule;
 use crate::source;
 
@@ -92,7 +93,7 @@ fn config_map_events(
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let name = name.clone();
         watcher(api.clone(), config)
-            .default_backoff()
+            .recovering()
             .map(move |event| (name.clone(), event))
             .boxed()
     }))

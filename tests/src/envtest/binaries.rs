@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const DEFAULT_ASSETS: &str = "/usr/local/kubebuilder/bin";
 
 /// The programs of a local control plane.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Binaries {
     /// `kube-apiserver`: required.
     pub(crate) apiserver: PathBuf,

@@ -8,6 +8,8 @@ use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -27,17 +29,72 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The running processes, dropped (so killed) in reverse order of start.
+/// kube-apiserver and etcd can be stopped and started again (fault trials).
 pub(crate) struct LocalControlPlane {
     controller_manager: Option<Process>,
-    // Read by nothing; kept so that the apiserver lives as long as this.
-    _apiserver: Process,
-    _etcd: Process,
+    apiserver: Mutex<Option<Process>>,
+    etcd: Mutex<Option<Process>>,
+    /// What starting kube-apiserver and etcd again needs.
+    restart: Restart,
+}
+
+/// How kube-apiserver and etcd were started, to start them again alike.
+struct Restart {
+    binaries: Binaries,
+    dir: PathBuf,
+    etcd_client: u16,
+    etcd_peer: u16,
+    apiserver_port: u16,
+    sa_key: PathBuf,
+    kubeconfig: PathBuf,
+    /// Numbers the logs of restarted processes.
+    starts: AtomicUsize,
 }
 
 impl LocalControlPlane {
     /// Whether kube-controller-manager runs.
     pub(crate) fn has_controller_manager(&self) -> bool {
         self.controller_manager.is_some()
+    }
+
+    /// Stops kube-apiserver (SIGKILL), as a crash or a node loss would.
+    pub(crate) fn stop_apiserver(&self) {
+        drop(self.apiserver.lock().expect("apiserver lock").take());
+    }
+
+    /// Starts kube-apiserver again on its port, and waits until it is ready.
+    pub(crate) async fn start_apiserver(&self) -> anyhow::Result<()> {
+        let r = &self.restart;
+        let log = format!(
+            "kube-apiserver.{}.log",
+            r.starts.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut apiserver = start_apiserver(
+            &r.binaries,
+            &r.dir,
+            r.etcd_client,
+            r.apiserver_port,
+            &r.sa_key,
+            &log,
+        )?;
+        let client = kube::Client::try_from(super::context_config(&r.kubeconfig, ADMIN).await?)?;
+        wait_ready(&mut apiserver, "ready (/readyz)", || readyz(&client)).await?;
+        *self.apiserver.lock().expect("apiserver lock") = Some(apiserver);
+        Ok(())
+    }
+
+    /// Kills etcd and starts it again on its data, waiting until it listens.
+    pub(crate) async fn restart_etcd(&self) -> anyhow::Result<()> {
+        let r = &self.restart;
+        drop(self.etcd.lock().expect("etcd lock").take());
+        let log = format!("etcd.{}.log", r.starts.fetch_add(1, Ordering::Relaxed));
+        let mut etcd = start_etcd(&r.binaries, &r.dir, r.etcd_client, r.etcd_peer, &log)?;
+        wait_ready(&mut etcd, "accepting connections", || async {
+            port_open(r.etcd_client)
+        })
+        .await?;
+        *self.etcd.lock().expect("etcd lock") = Some(etcd);
+        Ok(())
     }
 }
 
@@ -58,13 +115,20 @@ pub(crate) async fn start(
     let server = format!("https://127.0.0.1:{apiserver_port}");
     let kubeconfig = write_kubeconfig(dir, &server, &tokens)?;
 
-    let mut etcd = start_etcd(binaries, dir, etcd_client, etcd_peer)?;
+    let mut etcd = start_etcd(binaries, dir, etcd_client, etcd_peer, "etcd.log")?;
     wait_ready(&mut etcd, "accepting connections", || async {
         port_open(etcd_client)
     })
     .await?;
 
-    let mut apiserver = start_apiserver(binaries, dir, etcd_client, apiserver_port, &sa_key)?;
+    let mut apiserver = start_apiserver(
+        binaries,
+        dir,
+        etcd_client,
+        apiserver_port,
+        &sa_key,
+        "kube-apiserver.log",
+    )?;
     wait_ready(&mut apiserver, "accepting connections", || async {
         port_open(apiserver_port)
     })
@@ -93,13 +157,29 @@ pub(crate) async fn start(
     };
     let control_plane = LocalControlPlane {
         controller_manager,
-        _apiserver: apiserver,
-        _etcd: etcd,
+        apiserver: Mutex::new(Some(apiserver)),
+        etcd: Mutex::new(Some(etcd)),
+        restart: Restart {
+            binaries: binaries.clone(),
+            dir: dir.to_path_buf(),
+            etcd_client,
+            etcd_peer,
+            apiserver_port,
+            sa_key,
+            kubeconfig: kubeconfig.clone(),
+            starts: AtomicUsize::new(1),
+        },
     };
     Ok((control_plane, kubeconfig))
 }
 
-fn start_etcd(binaries: &Binaries, dir: &Path, client: u16, peer: u16) -> anyhow::Result<Process> {
+fn start_etcd(
+    binaries: &Binaries,
+    dir: &Path,
+    client: u16,
+    peer: u16,
+    log: &str,
+) -> anyhow::Result<Process> {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let args = [
@@ -111,7 +191,7 @@ fn start_etcd(binaries: &Binaries, dir: &Path, client: u16, peer: u16) -> anyhow
         format!("--initial-advertise-peer-urls={peer_url}"),
         format!("--initial-cluster=e2e={peer_url}"),
     ];
-    Process::spawn("etcd", &binaries.etcd, &args, dir.join("etcd.log"))
+    Process::spawn("etcd", &binaries.etcd, &args, dir.join(log))
 }
 
 fn start_apiserver(
@@ -120,6 +200,7 @@ fn start_apiserver(
     etcd_client: u16,
     port: u16,
     sa_key: &Path,
+    log: &str,
 ) -> anyhow::Result<Process> {
     let args = [
         format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
@@ -132,16 +213,12 @@ fn start_apiserver(
         format!("--service-account-key-file={}", sa_key.display()),
         format!("--token-auth-file={}", dir.join("tokens.csv").display()),
         "--authorization-mode=RBAC".to_owned(),
-        "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+        // Room for the Services of a few hundred parents per trial.
+        "--service-cluster-ip-range=10.0.0.0/16".to_owned(),
         // A loopback advertise address cannot back the `kubernetes` Service.
         "--endpoint-reconciler-type=none".to_owned(),
     ];
-    Process::spawn(
-        "kube-apiserver",
-        &binaries.apiserver,
-        &args,
-        dir.join("kube-apiserver.log"),
-    )
+    Process::spawn("kube-apiserver", &binaries.apiserver, &args, dir.join(log))
 }
 
 fn start_controller_manager(

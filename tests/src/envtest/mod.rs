@@ -160,6 +160,34 @@ impl TestCluster {
             .is_none_or(LocalControlPlane::has_controller_manager)
     }
 
+    /// Whether this harness started the control plane itself, so a trial
+    /// may stop and start its processes (not an existing cluster).
+    pub fn can_inject_faults(&self) -> bool {
+        self.control_plane.is_some()
+    }
+
+    /// Kills kube-apiserver. Fails for an existing cluster.
+    pub fn stop_apiserver(&self) -> anyhow::Result<()> {
+        self.local()?.stop_apiserver();
+        Ok(())
+    }
+
+    /// Starts kube-apiserver again and waits until it is ready.
+    pub async fn start_apiserver(&self) -> anyhow::Result<()> {
+        self.local()?.start_apiserver().await
+    }
+
+    /// Kills etcd and starts it again on its data.
+    pub async fn restart_etcd(&self) -> anyhow::Result<()> {
+        self.local()?.restart_etcd().await
+    }
+
+    fn local(&self) -> anyhow::Result<&LocalControlPlane> {
+        self.control_plane
+            .as_ref()
+            .context("an existing cluster's processes cannot be stopped by the tests")
+    }
+
     /// Stops the control plane and removes its files; when `failed` and
     /// `SOUS_E2E_KEEP=1`, keeps them and answers where.
     pub fn stop(mut self, failed: bool) -> Option<String> {

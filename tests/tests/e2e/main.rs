@@ -6,6 +6,7 @@
 //! Without a control plane to run against, the binary prints one line saying
 //! why and passes.
 
+mod faults;
 mod hardening;
 mod harness_smoke;
 mod install;
@@ -25,25 +26,40 @@ use kube::api::{Api, DeleteParams};
 use libtest_mimic::{Arguments, Trial};
 use sous_tests::envtest::{TestCluster, create_namespace};
 
-/// A [`Scenario`] of `module::function`.
+/// A [`Scenario`] of `module::function`, optionally with what it needs.
 macro_rules! scenario {
     ($module:ident :: $function:ident) => {
-        scenario!(@ $module::$function, false)
+        scenario!(@ $module::$function, Needs::Shared)
     };
     ($module:ident :: $function:ident, needs_controller_manager) => {
-        scenario!(@ $module::$function, true)
+        scenario!(@ $module::$function, Needs::ControllerManager)
+    };
+    ($module:ident :: $function:ident, own_control_plane) => {
+        scenario!(@ $module::$function, Needs::OwnControlPlane)
     };
     (@ $module:ident :: $function:ident, $needs:expr) => {
         Scenario {
             name: concat!(stringify!($module), "::", stringify!($function)),
-            needs_controller_manager: $needs,
+            needs: $needs,
             run: |env| Box::pin($module::$function(env)),
         }
     };
 }
 
+/// What a scenario needs beyond the shared control plane.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Nothing: it runs on the shared control plane.
+    Shared,
+    /// kube-controller-manager (garbage collection).
+    ControllerManager,
+    /// A control plane of its own, whose processes it stops and starts.
+    OwnControlPlane,
+}
+
 /// Every scenario, one line each: `scenario!(module::function)`, with
-/// `needs_controller_manager` after it when it relies on garbage collection.
+/// `needs_controller_manager` after it when it relies on garbage collection,
+/// `own_control_plane` when it stops and starts the control plane.
 fn scenarios() -> Vec<Scenario> {
     vec![
         scenario!(harness_smoke::apiserver_answers),
@@ -78,6 +94,9 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),
+        scenario!(faults::apiserver_outage, own_control_plane),
+        scenario!(faults::etcd_restart, own_control_plane),
+        scenario!(faults::host_killed_mid_pass),
         scenario!(install::broad),
         scenario!(install::least_privilege),
     ]
@@ -99,7 +118,7 @@ type Run = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 /// A scenario: an `async fn(Env) -> anyhow::Result<()>` and its name.
 struct Scenario {
     name: &'static str,
-    needs_controller_manager: bool,
+    needs: Needs,
     run: fn(Env) -> Run,
 }
 
@@ -162,11 +181,16 @@ fn start() -> anyhow::Result<TestCluster> {
         .ok_or_else(|| anyhow::anyhow!("the control plane went away after it was found"))
 }
 
-/// The trial of `scenario`: a runtime, a client and a namespace of its own;
-/// the namespace is deleted when the scenario passes, kept when it fails.
+/// The trial of `scenario`: a runtime, a client and a namespace of its own
+/// (and, when it needs one, a control plane of its own); the namespace is
+/// deleted when the scenario passes, kept when it fails.
 fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
-    let cluster = Arc::clone(cluster);
-    let ignored = scenario.needs_controller_manager && !cluster.has_controller_manager();
+    let shared = Arc::clone(cluster);
+    let ignored = match scenario.needs {
+        Needs::Shared => false,
+        Needs::ControllerManager => !shared.has_controller_manager(),
+        Needs::OwnControlPlane => !shared.can_inject_faults(),
+    };
     Trial::test(scenario.name, move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -174,10 +198,20 @@ fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
             .build()?;
         runtime
             .block_on(async move {
+                let cluster = match scenario.needs {
+                    Needs::OwnControlPlane => Arc::new(
+                        TestCluster::start()
+                            .await?
+                            .context("the control plane went away after it was found")?,
+                    ),
+                    _ => shared,
+                };
                 let client = cluster.client().await;
                 let namespace = create_namespace(&client, &namespace_prefix(scenario.name)).await?;
                 let env = Env {
-                    cluster,
+                    // Kept here too: a control plane of the trial's own must
+                    // outlive the scenario, for the namespace's deletion.
+                    cluster: cluster.clone(),
                     client: client.clone(),
                     namespace: namespace.clone(),
                 };

@@ -1,0 +1,222 @@
+//! Fault trials: the control plane or the host fails while parents are being
+//! reconciled. Each trial has a control plane of its own, ends with every
+//! parent converged, no duplicate and no orphaned child, and prints its
+//! figures.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+use sous_tests::envtest;
+use sous_tests::guests::guest_bytes;
+
+use crate::Env;
+use crate::support::{CONVERGE, World, condition_is, my_app, my_app_reconciler};
+
+/// Creates MyApp parents `names`, retrying each until the API server takes
+/// it (it may be down meanwhile).
+async fn create_parents(api: &Api<DynamicObject>, names: impl Iterator<Item = String>) {
+    for name in names {
+        let parent = my_app(&name, 1);
+        while api
+            .patch(
+                &name,
+                &PatchParams::apply("e2e-user").force(),
+                &Patch::Apply(&parent),
+            )
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Waits until `count` MyApp parents are Ready, and returns when.
+async fn all_ready(world: &World, count: usize, timeout: Duration) -> Instant {
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    envtest::wait_for(&format!("{count} parents Ready"), timeout, || {
+        let api = api.clone();
+        async move {
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|p| condition_is(p, "Ready", "True", None))
+                .count();
+            if ready >= count {
+                Ok(Instant::now())
+            } else {
+                Err(format!("{ready} of {count} Ready"))
+            }
+        }
+    })
+    .await
+}
+
+/// Checks that every parent has exactly one Deployment and one Service of
+/// its name, and that no child is without its parent; returns the number of
+/// children.
+async fn no_duplicates_or_orphans(world: &World) -> usize {
+    let parents: Vec<String> = world
+        .list("example.sous.dev/v1", "MyApp")
+        .await
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let mut children = 0;
+    for (api_version, kind) in [("apps/v1", "Deployment"), ("v1", "Service")] {
+        let mut by_parent: BTreeMap<String, usize> = BTreeMap::new();
+        for child in world.list(api_version, kind).await {
+            let name = child.metadata.name.clone().unwrap_or_default();
+            assert!(parents.contains(&name), "orphaned {kind} {name}");
+            *by_parent.entry(name).or_default() += 1;
+            children += 1;
+        }
+        for parent in &parents {
+            assert_eq!(by_parent.get(parent), Some(&1), "{kind}s of {parent}");
+        }
+    }
+    children
+}
+
+/// The Reconciler's count of successful passes.
+async fn passes(world: &World, name: &str) -> u64 {
+    world
+        .get("sous.dev/v1alpha1", "Reconciler", name)
+        .await
+        .and_then(|r| r.data["status"]["reconciles"].as_u64())
+        .unwrap_or_default()
+}
+
+/// kube-apiserver is killed for 20 s while 200 parents are being created,
+/// then 100 more are created right after it returns: all are Ready within
+/// 15 s of its return.
+pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let source = world.upload("my-app", &guest_bytes("my_app")).await;
+    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let _host = world.host("outage");
+    world.wait_reconciler("my-app", "Ready", "True", None).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    create_parents(&api, (0..100).map(|i| format!("app-{i}"))).await;
+    let creating = {
+        let api = api.clone();
+        tokio::spawn(
+            async move { create_parents(&api, (100..200).map(|i| format!("app-{i}"))).await },
+        )
+    };
+    world.cluster.stop_apiserver()?;
+    let outage = Instant::now();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    world.cluster.start_apiserver().await?;
+    let returned = Instant::now();
+    println!(
+        "e2e: faults: kube-apiserver down for {:.1} s",
+        (returned - outage).as_secs_f64()
+    );
+    creating.await?;
+    create_parents(&api, (200..300).map(|i| format!("app-{i}"))).await;
+    let ready = all_ready(&world, 300, CONVERGE * 3).await;
+    let took = ready - returned;
+    let children = no_duplicates_or_orphans(&world).await;
+    println!(
+        "e2e: faults: apiserver outage: 300 parents Ready {:.1} s after its return; {} passes; {children} children, 0 duplicates, 0 orphans",
+        took.as_secs_f64(),
+        passes(&world, "my-app").await
+    );
+    assert!(
+        took <= Duration::from_secs(15),
+        "{took:?} after the API server returned"
+    );
+    Ok(())
+}
+
+/// etcd is killed and started again under the API server while parents are
+/// being created: all converge.
+pub async fn etcd_restart(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let source = world.upload("my-app", &guest_bytes("my_app")).await;
+    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let _host = world.host("etcd");
+    world.wait_reconciler("my-app", "Ready", "True", None).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    create_parents(&api, (0..50).map(|i| format!("app-{i}"))).await;
+    let creating = {
+        let api = api.clone();
+        tokio::spawn(
+            async move { create_parents(&api, (50..100).map(|i| format!("app-{i}"))).await },
+        )
+    };
+    world.cluster.restart_etcd().await?;
+    let restarted = Instant::now();
+    creating.await?;
+    let ready = all_ready(&world, 100, CONVERGE * 3).await;
+    let children = no_duplicates_or_orphans(&world).await;
+    println!(
+        "e2e: faults: etcd restart: 100 parents Ready {:.1} s after etcd returned; {} passes; {children} children, 0 duplicates, 0 orphans",
+        (ready - restarted).as_secs_f64(),
+        passes(&world, "my-app").await
+    );
+    Ok(())
+}
+
+/// The host is killed (as SIGKILL would: nothing released) in the middle of
+/// its passes, again and again, while parents change: a new host converges
+/// every parent with no duplicate or orphan.
+pub async fn host_killed_mid_pass(env: Env) -> anyhow::Result<()> {
+    const ROUNDS: usize = 6;
+    let world = World::new(env).await;
+    let source = world.upload("my-app", &guest_bytes("my_app")).await;
+    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        let host = world.host(&format!("killed-{round}"));
+        // New parents, and a change to the ones before.
+        create_parents(
+            &api,
+            (round * 10..round * 10 + 10).map(|i| format!("app-{i}")),
+        )
+        .await;
+        for i in 0..round * 10 {
+            let patch = serde_json::json!({"spec": {"replicas": round + 1}});
+            api.patch(
+                &format!("app-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round as u64)).await;
+        host.kill();
+    }
+    let _host = world.host("survivor");
+    all_ready(&world, ROUNDS * 10, CONVERGE * 2).await;
+    let replicas: Vec<Value> = world
+        .list("apps/v1", "Deployment")
+        .await
+        .iter()
+        .map(|d| d.data["spec"]["replicas"].clone())
+        .collect();
+    let children = no_duplicates_or_orphans(&world).await;
+    // Every Deployment follows the latest spec of its parent.
+    for parent in world.list("example.sous.dev/v1", "MyApp").await {
+        let name = parent.metadata.name.clone().unwrap_or_default();
+        let deployment = world.get("apps/v1", "Deployment", &name).await.unwrap();
+        assert_eq!(
+            deployment.data["spec"]["replicas"], parent.data["spec"]["replicas"],
+            "{name}: {replicas:?}"
+        );
+    }
+    println!(
+        "e2e: faults: host killed {ROUNDS} times mid-pass: {} parents converged {:.1} s after the start; {children} children, 0 duplicates, 0 orphans",
+        ROUNDS * 10,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
