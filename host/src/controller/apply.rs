@@ -103,17 +103,43 @@ fn hash_of(value: &Value) -> String {
 /// object last time and every desired field still holds its value (a field
 /// someone else changed counts as drift and is applied again).
 pub fn is_current(observed: &DynamicObject, desired: &Value) -> bool {
+    applied_last(observed, desired) && holds(observed, desired)
+}
+
+/// Whether `observed` is what the host applied last time for `desired`, but
+/// someone else has changed a field it sets since (drift).
+pub fn drifted(observed: &DynamicObject, desired: &Value) -> bool {
+    applied_last(observed, desired) && !holds(observed, desired)
+}
+
+/// Whether the host's last write of `observed` applied `desired` (same hash).
+fn applied_last(observed: &DynamicObject, desired: &Value) -> bool {
     let applied = observed
         .metadata
         .annotations
         .as_ref()
         .and_then(|annotations| annotations.get(APPLIED_HASH));
-    let wanted = desired["metadata"]["annotations"][APPLIED_HASH].as_str();
-    if applied.map(String::as_str) != wanted {
-        return false;
-    }
+    applied.map(String::as_str) == desired["metadata"]["annotations"][APPLIED_HASH].as_str()
+}
+
+/// Whether every field of `desired` holds its value in `observed`.
+fn holds(observed: &DynamicObject, desired: &Value) -> bool {
     let observed = serde_json::to_value(observed).expect("objects serialize");
     contains(&observed, desired)
+}
+
+/// The field manager other than `ours` that changed `object` last (not its
+/// status, which the guest does not set), as its `managedFields` tell.
+pub fn changed_by(object: &DynamicObject, ours: &str) -> Option<String> {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref().unwrap_or_default().is_empty())
+        .filter(|entry| entry.manager.as_deref().is_some_and(|m| m != ours))
+        .max_by_key(|entry| entry.time.as_ref().map(|time| time.0))
+        .and_then(|entry| entry.manager.clone())
 }
 
 /// `actual` holds every field of `wanted` with the same value; lists must

@@ -45,6 +45,17 @@ impl ParentEvents {
             .await;
     }
 
+    /// Publishes a warning about something the host did.
+    pub async fn warning(
+        &self,
+        parent: &ObjectReference,
+        action: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        self.publish(parent, true, action, reason, message).await;
+    }
+
     /// Publishes a normal event about something the host did.
     pub async fn normal(
         &self,

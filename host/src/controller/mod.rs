@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod children;
+pub mod drift;
 pub mod events;
 pub mod finalizer;
 pub mod guest;
@@ -147,6 +148,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         related,
         own_writes,
         failures: Default::default(),
+        drift: Default::default(),
     };
     tracing::info!(reconciler = %key, parent = %parent_resource.kind, "controller started");
     controller

@@ -10,8 +10,9 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 
 use super::Setup;
-use super::apply::{ApplyError, Owner};
+use super::apply::{self, ApplyError, Owner};
 use super::children::OwnWrites;
+use super::drift::DriftGuard;
 use super::finalizer;
 use super::kinds::Kind;
 use super::labels::FINALIZER;
@@ -46,6 +47,8 @@ pub struct Spine {
     pub own_writes: Arc<OwnWrites>,
     /// Consecutive retryable failures per parent UID.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Recent restores of drifted children.
+    pub drift: DriftGuard,
 }
 
 /// Why a pass failed in a way worth retrying with backoff.
@@ -184,10 +187,13 @@ async fn converge(
 ) -> Result<Action, PassError> {
     let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
     spine.setup.events.guest(&reference, &rendered.events).await;
-    if let Err(error) = write_children(parent, spine, observed, &rendered.children).await {
-        report_failure(parent, spine, error.reason(), &error.to_string()).await;
-        return Err(error);
-    }
+    let held_back = match write_children(parent, spine, observed, &rendered.children).await {
+        Ok(held_back) => held_back,
+        Err(error) => {
+            report_failure(parent, spine, error.reason(), &error.to_string()).await;
+            return Err(error);
+        }
+    };
     let readiness = Readiness::reconciled(rendered.children.len());
     write_status(parent, spine, rendered.status.as_ref(), &readiness).await?;
     spine.setup.report.succeeded();
@@ -196,28 +202,33 @@ async fn converge(
         .lock()
         .expect("failures lock")
         .remove(parent.metadata.uid.as_deref().unwrap_or_default());
-    Ok(match rendered.requeue_after_ms {
-        Some(ms) => Action::requeue(Duration::from_millis(ms)),
+    let asked = rendered.requeue_after_ms.map(Duration::from_millis);
+    Ok(match asked.into_iter().chain(held_back).min() {
+        Some(after) => Action::requeue(after),
         None => resync(spine),
     })
 }
 
-/// Plans the writes that make the observed children the desired ones, checks
-/// the whole plan with a dry run, then makes them.
+/// Plans the writes that make the observed children the desired ones, holds
+/// back restores of drifted children past their limit, checks the whole
+/// plan with a dry run, then makes it. Returns how long until a held-back
+/// restore is allowed, if any was.
 async fn write_children(
     parent: &DynamicObject,
     spine: &Spine,
     observed: &[Vec<Arc<DynamicObject>>],
     desired: &[serde_json::Value],
-) -> Result<(), PassError> {
+) -> Result<Option<Duration>, PassError> {
     let owner = Owner {
         parent,
         kind: &spine.setup.kinds.parent,
         key: &spine.setup.key,
     };
     let kinds: Vec<Kind> = spine.children.iter().map(|c| c.kind.clone()).collect();
-    let plan = plan::plan(&kinds, observed, desired, &owner)?;
-    let (field_manager, parent_name) = (spine.setup.key.field_manager(), display_name(parent));
+    let mut plan = plan::plan(&kinds, observed, desired, &owner)?;
+    let field_manager = spine.setup.key.field_manager();
+    let held_back = guard_drift(parent, spine, &kinds, &mut plan, &field_manager).await;
+    let parent_name = display_name(parent);
     let writer = Writer {
         client: &spine.setup.writer,
         field_manager: &field_manager,
@@ -227,7 +238,63 @@ async fn write_children(
         parent: &parent_name,
     };
     writer.write(&plan).await?;
-    Ok(())
+    Ok(held_back)
+}
+
+/// Announces each restore of a drifted child with who changed it, and drops
+/// from `plan` the restores past the child's limit; returns how long until
+/// the first held-back one is allowed.
+async fn guard_drift(
+    parent: &DynamicObject,
+    spine: &Spine,
+    kinds: &[Kind],
+    plan: &mut plan::WritePlan<'_>,
+    field_manager: &str,
+) -> Option<Duration> {
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    let mut held_back: Option<Duration> = None;
+    let mut kept = Vec::with_capacity(plan.steps.len());
+    for step in std::mem::take(&mut plan.steps) {
+        let plan::Step::Apply {
+            kind,
+            before: Some(before),
+            drift: true,
+            ..
+        } = &step
+        else {
+            kept.push(step);
+            continue;
+        };
+        let (namespace, name) = (
+            before.metadata.namespace.clone(),
+            before.metadata.name.clone().unwrap_or_default(),
+        );
+        let child = apply::describe(&kinds[*kind], namespace.as_deref(), &name);
+        let who = apply::changed_by(before, field_manager)
+            .unwrap_or_else(|| "another field manager".to_string());
+        match spine
+            .drift
+            .allow((kinds[*kind].resource.kind.clone(), namespace, name))
+        {
+            Ok(()) => {
+                let message = format!(
+                    "{child} was changed by {who}; restoring the fields this reconciler sets"
+                );
+                spine
+                    .setup
+                    .events
+                    .warning(&reference, "Restore", "DriftRestored", &message)
+                    .await;
+                kept.push(step);
+            }
+            Err(wait) => {
+                tracing::info!(reconciler = %spine.setup.key, parent = %display_name(parent), %child, %who, retry_in = ?wait, "drift restored too often; holding back");
+                held_back = Some(held_back.map_or(wait, |held| held.min(wait)));
+            }
+        }
+    }
+    plan.steps = kept;
+    held_back
 }
 
 /// Reports a guest failure on the parent; retries only what may succeed

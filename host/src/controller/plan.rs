@@ -24,6 +24,9 @@ pub enum Step<'a> {
         child: Value,
         /// The observed object of that name, if any.
         before: Option<&'a Arc<DynamicObject>>,
+        /// Whether this restores fields someone else changed since the
+        /// host's last write (drift), rather than a new desired state.
+        drift: bool,
     },
     /// Delete an owned child no longer desired.
     Prune {
@@ -80,10 +83,12 @@ pub fn plan<'a>(
             plan.current += 1;
             continue;
         }
+        let drift = before.is_some_and(|o| apply::drifted(o, &child));
         plan.steps.push(Step::Apply {
             kind: position,
             child,
             before,
+            drift,
         });
     }
     for (position, (kind, observed)) in kinds.iter().zip(observed).enumerate() {
@@ -143,8 +148,8 @@ mod tests {
         plan.steps
             .iter()
             .map(|step| match step {
-                Step::Apply { child, .. } => (
-                    "apply",
+                Step::Apply { child, drift, .. } => (
+                    if *drift { "restore" } else { "apply" },
                     child["metadata"]["name"].as_str().unwrap().to_string(),
                 ),
                 Step::Prune { object, .. } => ("prune", object.metadata.name.clone().unwrap()),
@@ -153,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_drifted_children_are_applied_current_ones_skipped_stale_ones_pruned() {
+    fn missing_children_are_applied_drifted_restored_current_skipped_stale_pruned() {
         let parent: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
             "metadata": {"name": "p", "namespace": "shop", "uid": "p1"},
@@ -193,7 +198,7 @@ mod tests {
                     desired("drifted", "1"),
                     desired("stale", "1"),
                 ],
-                vec![("apply", "drifted")],
+                vec![("restore", "drifted")],
                 2,
             ),
             (

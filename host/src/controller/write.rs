@@ -63,6 +63,7 @@ impl Writer<'_> {
                 kind,
                 child,
                 before,
+                ..
             } => {
                 let kind = &self.kinds[*kind];
                 if dry_run {

@@ -220,3 +220,80 @@ pub async fn host_killed_mid_pass(env: Env) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Another field manager keeps changing a field the guest sets (a
+/// Deployment's replicas, five times a second for 30 s): the host restores
+/// it, announcing who changed it, but at most six times a minute, and has it
+/// back once the fight stops.
+pub async fn field_managers_fight_without_a_hot_loop(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let source = world.upload("my-app", &guest_bytes("my_app")).await;
+    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let _host = world.host("fight");
+    world.apply(my_app("web", 1)).await;
+    world.wait_parent("MyApp", "web", "True", None).await;
+    let deployments = world.api("apps/v1", "Deployment").await;
+    let theirs = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 7},
+    });
+    let fight = Instant::now();
+    let mut writes = 0;
+    while fight.elapsed() < Duration::from_secs(30) {
+        deployments
+            .patch(
+                "web",
+                &PatchParams::apply("fighter").force(),
+                &Patch::Apply(&theirs),
+            )
+            .await?;
+        writes += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restores = drift_restores(&world, "web").await;
+    world
+        .wait_object(
+            "the replicas restored after the fight",
+            "apps/v1",
+            "Deployment",
+            "web",
+            |d| d.data["spec"]["replicas"] == 1,
+        )
+        .await;
+    println!(
+        "e2e: faults: field fight: {writes} writes by another manager in 30 s, {} restores by the host ({} announced); restored {:.1} s after the fight began",
+        restores.0,
+        restores.1.len(),
+        fight.elapsed().as_secs_f64()
+    );
+    assert!(
+        (1..=6).contains(&restores.0),
+        "{} restores in 30 s",
+        restores.0
+    );
+    assert!(
+        restores
+            .1
+            .iter()
+            .all(|note| note.contains("changed by fighter")),
+        "{:?}",
+        restores.1
+    );
+    Ok(())
+}
+
+/// The `DriftRestored` events of parent `name`: how many restores (a series
+/// counts each) and their notes.
+async fn drift_restores(world: &World, name: &str) -> (u64, Vec<String>) {
+    let mut count = 0;
+    let mut notes = Vec::new();
+    for event in world.list("events.k8s.io/v1", "Event").await {
+        if event.data["reason"] != "DriftRestored" || event.data["regarding"]["name"] != name {
+            continue;
+        }
+        count += event.data["series"]["count"].as_u64().unwrap_or(1);
+        notes.push(event.data["note"].as_str().unwrap_or_default().to_string());
+    }
+    (count, notes)
+}

@@ -97,6 +97,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(faults::apiserver_outage, own_control_plane),
         scenario!(faults::etcd_restart, own_control_plane),
         scenario!(faults::host_killed_mid_pass),
+        scenario!(faults::field_managers_fight_without_a_hot_loop),
         scenario!(install::broad),
         scenario!(install::least_privilege),
     ]
