@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 use sous_tests::envtest;
-use sous_tests::guests::guest_bytes;
 
 use crate::Env;
-use crate::support::{CONVERGE, World, condition_is, my_app, my_app_reconciler};
+use crate::support::{CONVERGE, World, condition_is, my_app};
 
 /// Creates MyApp parents `names`, retrying each until the API server takes
 /// it (it may be down meanwhile).
@@ -97,9 +96,7 @@ async fn passes(world: &World, name: &str) -> u64 {
 /// then 100 more are created right after it returns: all are Ready within
 /// 15 s of its return.
 pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("outage");
     world.wait_reconciler("my-app", "Ready", "True", None).await;
     let api = world.api("example.sous.dev/v1", "MyApp").await;
@@ -139,9 +136,7 @@ pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
 /// etcd is killed and started again under the API server while parents are
 /// being created: all converge.
 pub async fn etcd_restart(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("etcd");
     world.wait_reconciler("my-app", "Ready", "True", None).await;
     let api = world.api("example.sous.dev/v1", "MyApp").await;
@@ -170,9 +165,7 @@ pub async fn etcd_restart(env: Env) -> anyhow::Result<()> {
 /// every parent with no duplicate or orphan.
 pub async fn host_killed_mid_pass(env: Env) -> anyhow::Result<()> {
     const ROUNDS: usize = 6;
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let api = world.api("example.sous.dev/v1", "MyApp").await;
     let started = Instant::now();
     for round in 0..ROUNDS {
@@ -226,9 +219,7 @@ pub async fn host_killed_mid_pass(env: Env) -> anyhow::Result<()> {
 /// it, announcing who changed it, but at most six times a minute, and has it
 /// back once the fight stops.
 pub async fn field_managers_fight_without_a_hot_loop(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("fight");
     world.apply(my_app("web", 1)).await;
     world.wait_parent("MyApp", "web", "True", None).await;

@@ -242,9 +242,7 @@ pub async fn existing_objects_reach_the_guest_typed(env: Env) -> anyhow::Result<
 /// passes for 10,000 parents.)
 pub async fn a_restart_costs_one_pass_per_parent(env: Env) -> anyhow::Result<()> {
     const PARENTS: usize = 40;
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let first = world.host("before-restart");
     for i in 0..PARENTS {
         world.apply(my_app(&format!("app-{i}"), 1)).await;

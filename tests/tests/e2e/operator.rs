@@ -106,9 +106,7 @@ pub async fn my_app_converges(env: Env) -> anyhow::Result<()> {
 /// The children follow the parent; a deleted child comes back; a field the
 /// guest owns, edited by someone else, is restored.
 pub async fn children_follow_the_parent(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("follow");
     world.apply(my_app("web", 1)).await;
     world.wait_parent("MyApp", "web", "True", None).await;
@@ -447,9 +445,7 @@ pub async fn impersonation_bounds_writes(env: Env) -> anyhow::Result<()> {
 /// A host killed mid-run and started again converges with no duplicate or
 /// orphaned children.
 pub async fn restart_converges_without_duplicates(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let host = world.host("first");
     for name in ["a", "b", "c"] {
         world.apply(my_app(name, 1)).await;
@@ -514,9 +510,7 @@ pub async fn restart_converges_without_duplicates(env: Env) -> anyhow::Result<()
 
 /// Reports the time from creation to Ready of 100 parents created at once.
 pub async fn hundred_parents(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("hundred");
     world.wait_reconciler("my-app", "Ready", "True", None).await;
     let started = Instant::now();
@@ -555,9 +549,7 @@ pub async fn hundred_parents(env: Env) -> anyhow::Result<()> {
 
 /// After 20 parents converge, no further guest calls happen.
 pub async fn steady_state_costs_no_calls(env: Env) -> anyhow::Result<()> {
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let _host = world.host("steady");
     for i in 0..20 {
         world.apply(my_app(&format!("app-{i}"), 1)).await;
@@ -671,9 +663,7 @@ pub async fn python_my_app_from_config_map_parts(env: Env) -> anyhow::Result<()>
 /// within the Lease's duration.
 pub async fn one_leader_among_two_hosts(env: Env) -> anyhow::Result<()> {
     use sous::leader::LeaseTiming;
-    let world = World::new(env).await;
-    let source = world.upload("my-app", &guest_bytes("my_app")).await;
-    world.reconciler("my-app", my_app_reconciler(source)).await;
+    let world = World::with_my_app(env).await;
     let timing = LeaseTiming::scaled(Duration::from_secs(4));
     let start = |identity: &str| {
         sous_tests::host::TestHost::start(

@@ -67,6 +67,17 @@ impl World {
         }
     }
 
+    /// The trial's world (as [`World::new`]) with the my-app guest uploaded
+    /// and its Reconciler `my-app` applied.
+    pub async fn with_my_app(env: Env) -> Self {
+        let world = Self::new(env).await;
+        let source = world
+            .upload("my-app", &sous_tests::guests::guest_bytes("my_app"))
+            .await;
+        world.reconciler("my-app", my_app_reconciler(source)).await;
+        world
+    }
+
     /// Starts a host serving this namespace.
     pub fn host(&self, identity: &str) -> TestHost {
         TestHost::start(self.config.clone(), host::options(&self.ns, identity, None))
