@@ -96,6 +96,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),
         scenario!(faults::apiserver_outage, own_control_plane),
         scenario!(faults::etcd_restart, own_control_plane),
+        scenario!(faults::watches_expire_and_relist, own_control_plane),
         scenario!(faults::host_killed_mid_pass),
         scenario!(faults::field_managers_fight_without_a_hot_loop),
         scenario!(install::broad),
