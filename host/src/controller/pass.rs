@@ -31,8 +31,9 @@ const FINALIZE_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest delay after repeated failures.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// Longest delay after a pass that could not reach the API server.
-const UNREACHABLE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Longest delay after a pass that failed transiently (see
+/// [`PassError::is_transient`]).
+const TRANSIENT_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Everything the passes of one reconciler share: what it was set up with,
 /// and the caches and state its controller adds.
@@ -83,15 +84,19 @@ impl PassError {
         }
     }
 
-    /// Whether the API server could not be reached at all (as opposed to
-    /// answering): such a pass is retried soon, whatever failed before, so
-    /// that parents converge within seconds of the API server's return.
-    pub fn is_unreachable(&self) -> bool {
+    /// Whether the API server could not be reached, asked the host to slow
+    /// down (`429`, API Priority and Fairness) or failed itself (`5xx`):
+    /// such a pass is retried within seconds, whatever failed before, so
+    /// that parents converge soon after the API server is back.
+    pub fn is_transient(&self) -> bool {
         let source = match self {
             Self::Api(source) | Self::Apply(ApplyError { source, .. }) => source,
             _ => return false,
         };
-        !matches!(source, kube::Error::Api(_))
+        match source {
+            kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+            _ => true,
+        }
     }
 }
 
@@ -122,8 +127,8 @@ pub fn error_policy(parent: Arc<DynamicObject>, error: &PassError, spine: Arc<Sp
     let count = failures.entry(uid).or_default();
     *count = count.saturating_add(1);
     let wait = backoff(*count);
-    Action::requeue(if error.is_unreachable() {
-        wait.min(UNREACHABLE_RETRY_MAX)
+    Action::requeue(if error.is_transient() {
+        wait.min(TRANSIENT_RETRY_MAX)
     } else {
         wait
     })

@@ -339,3 +339,122 @@ pub async fn watches_expire_and_relist(env: Env) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// API Priority and Fairness throttles the host (a priority level of its
+/// own with the least concurrency, rejecting the excess with `429`) while
+/// 100 parents are created: the host backs off and converges, with no busy
+/// loop (requests counted by the API server's own metrics).
+pub async fn throttled_by_priority_and_fairness(env: Env) -> anyhow::Result<()> {
+    const PARENTS: usize = 100;
+    let user = "e2e-throttled";
+    let world = World::with_my_app(env).await;
+    let flow = serde_json::json!({"kind": "ServiceAccount", "serviceAccount": {"namespace": world.ns, "name": "my-app"}});
+    for object in [
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
+        }),
+        serde_json::json!({
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration",
+            "metadata": {"name": user},
+            "spec": {"type": "Limited", "limited": {
+                "nominalConcurrencyShares": 1, "lendablePercent": 0,
+                "limitResponse": {"type": "Reject"},
+            }},
+        }),
+        serde_json::json!({
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+            "metadata": {"name": user},
+            "spec": {
+                "priorityLevelConfiguration": {"name": user},
+                "matchingPrecedence": 100,
+                "rules": [{
+                    "subjects": [{"kind": "User", "user": {"name": user}}, flow],
+                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": ["*"], "clusterScope": true}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                }],
+            },
+        }),
+    ] {
+        world.apply(object).await;
+    }
+    // Enough passes at once to need more than the level's few seats.
+    world
+        .merge(
+            "sous.dev/v1alpha1",
+            "Reconciler",
+            "my-app",
+            serde_json::json!({"spec": {"maxConcurrentReconciles": 32}}),
+        )
+        .await;
+    let _host = sous_tests::host::TestHost::start(
+        world.cluster.config_as(user, &[]),
+        sous_tests::host::options(&world.ns, "throttled", None),
+    );
+    world.wait_reconciler("my-app", "Ready", "True", None).await;
+    let started = Instant::now();
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    futures::future::join_all((0..10).map(|batch| {
+        let api = api.clone();
+        async move {
+            create_parents(
+                &api,
+                (batch * 10..batch * 10 + 10).map(|i| format!("app-{i}")),
+            )
+            .await;
+        }
+    }))
+    .await;
+    all_ready(&world, PARENTS, CONVERGE * 3).await;
+    let converged = started.elapsed();
+    let children = no_duplicates_or_orphans(&world).await;
+    let (dispatched, rejected) = flow_requests(&world, user).await?;
+    println!(
+        "e2e: faults: throttled by APF: {PARENTS} parents Ready in {:.1} s; {dispatched} requests dispatched and {rejected} rejected (429) in the host's flow; {children} children, 0 duplicates, 0 orphans",
+        converged.as_secs_f64()
+    );
+    assert!(
+        rejected > 0,
+        "the host was never throttled: the trial proves nothing"
+    );
+    assert!(
+        dispatched + rejected < 40 * PARENTS as u64,
+        "{dispatched} + {rejected} requests for {PARENTS} parents: a busy loop"
+    );
+    world
+        .delete("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", user)
+        .await;
+    world
+        .delete(
+            "flowcontrol.apiserver.k8s.io/v1",
+            "PriorityLevelConfiguration",
+            user,
+        )
+        .await;
+    world
+        .delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", user)
+        .await;
+    Ok(())
+}
+
+/// Requests of flow schema `schema` the API server dispatched and rejected,
+/// from its `/metrics`.
+async fn flow_requests(world: &World, schema: &str) -> anyhow::Result<(u64, u64)> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let metrics = world.client.request_text(request).await?;
+    let sum = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with(name) && line.contains(&format!("flow_schema=\"{schema}\""))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    Ok((
+        sum("apiserver_flowcontrol_dispatched_requests_total"),
+        sum("apiserver_flowcontrol_rejected_requests_total"),
+    ))
+}

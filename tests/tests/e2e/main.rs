@@ -97,6 +97,10 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(faults::apiserver_outage, own_control_plane),
         scenario!(faults::etcd_restart, own_control_plane),
         scenario!(faults::watches_expire_and_relist, own_control_plane),
+        scenario!(
+            faults::throttled_by_priority_and_fairness,
+            own_control_plane
+        ),
         scenario!(faults::host_killed_mid_pass),
         scenario!(faults::field_managers_fight_without_a_hot_loop),
         scenario!(install::broad),
