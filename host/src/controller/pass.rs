@@ -229,15 +229,16 @@ async fn write_children(
         kind: &spine.setup.kinds.parent,
         key: &spine.setup.key,
     };
-    let kinds: Vec<Kind> = spine.children.iter().map(|c| c.kind.clone()).collect();
-    let mut plan = plan::plan(&kinds, observed, desired, &owner)?;
+    // The same kinds, in the same order, as `spine.children`.
+    let kinds = &spine.setup.kinds.children;
+    let mut plan = plan::plan(kinds, observed, desired, &owner)?;
     let field_manager = spine.setup.key.field_manager();
-    let held_back = guard_drift(parent, spine, &kinds, &mut plan, &field_manager).await;
+    let held_back = guard_drift(parent, spine, kinds, &mut plan, &field_manager).await;
     let parent_name = display_name(parent);
     let writer = Writer {
         client: &spine.setup.writer,
         field_manager: &field_manager,
-        kinds: &kinds,
+        kinds,
         own_writes: &spine.own_writes,
         reconciler: &spine.setup.key,
         parent: &parent_name,
