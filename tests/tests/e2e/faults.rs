@@ -458,3 +458,86 @@ async fn flow_requests(world: &World, schema: &str) -> anyhow::Result<(u64, u64)
         sum("apiserver_flowcontrol_rejected_requests_total"),
     ))
 }
+
+/// The module is replaced while 500 parents are being reconciled: every
+/// parent ends with exactly the new module's children (the old module's are
+/// pruned), none is lost or duplicated.
+pub async fn hot_reload_under_load(env: Env) -> anyhow::Result<()> {
+    const PARENTS: usize = 500;
+    let world = World::new(env).await;
+    let source = world
+        .upload("module", &sous_tests::guests::guest_bytes("my_app"))
+        .await;
+    let mut spec = crate::support::my_app_reconciler(source);
+    spec["children"]
+        .as_array_mut()
+        .expect("children")
+        .push(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap"}));
+    spec["maxConcurrentReconciles"] = serde_json::json!(8);
+    world.reconciler("my-app", spec).await;
+    let _host = world.host("reload");
+    world.wait_reconciler("my-app", "Ready", "True", None).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    let started = Instant::now();
+    futures::future::join_all((0..10).map(|batch| {
+        let api = api.clone();
+        async move {
+            let first = batch * PARENTS / 10;
+            create_parents(
+                &api,
+                (first..first + PARENTS / 10).map(|i| format!("app-{i}")),
+            )
+            .await;
+        }
+    }))
+    .await;
+    // Swap while the passes are under way.
+    let hostile = sous_tests::guests::guest_bytes("hostile");
+    world
+        .overwrite(
+            "module-part-0",
+            sous::source::pack(&hostile, sous::source::MAX_PART_BYTES).remove(0),
+        )
+        .await;
+    let swapped = Instant::now();
+    world.wait_digest("my-app", &hostile).await;
+    let maps = world.api("v1", "ConfigMap").await;
+    envtest::wait_for(
+        "every parent with the new module's child only",
+        CONVERGE * 3,
+        || {
+            let (maps, world) = (maps.clone(), &world);
+            async move {
+                let outputs = maps
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .iter()
+                    .filter(|m| {
+                        m.metadata
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with("app-"))
+                    })
+                    .count();
+                let old = world.list("apps/v1", "Deployment").await.len()
+                    + world.list("v1", "Service").await.len();
+                if outputs == PARENTS && old == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{outputs} new children, {old} old ones left"))
+                }
+            }
+        },
+    )
+    .await;
+    all_ready(&world, PARENTS, CONVERGE).await;
+    println!(
+        "e2e: faults: hot reload under load: {PARENTS} parents on the new module {:.1} s after the swap ({:.1} s after the first creation); {} passes",
+        swapped.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        world.settled_reconciles("my-app").await
+    );
+    Ok(())
+}

@@ -101,6 +101,7 @@ fn scenarios() -> Vec<Scenario> {
             faults::throttled_by_priority_and_fairness,
             own_control_plane
         ),
+        scenario!(faults::hot_reload_under_load, own_control_plane),
         scenario!(faults::host_killed_mid_pass),
         scenario!(faults::field_managers_fight_without_a_hot_loop),
         scenario!(install::broad),
