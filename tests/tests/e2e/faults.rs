@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 use sous_tests::envtest;
+use sous_tests::host::TestHost;
 
 use crate::Env;
 use crate::support::{CONVERGE, World, condition_is, my_app};
@@ -83,13 +84,26 @@ async fn no_duplicates_or_orphans(world: &World) -> usize {
     children
 }
 
-/// The Reconciler's count of successful passes.
-async fn passes(world: &World, name: &str) -> u64 {
-    world
-        .get("sous.dev/v1alpha1", "Reconciler", name)
-        .await
-        .and_then(|r| r.data["status"]["reconciles"].as_u64())
-        .unwrap_or_default()
+/// The my-app world with a host serving it, `before` parents created, and
+/// `during` more being created in the background (retried while the control
+/// plane is down) when it returns.
+async fn while_creating(
+    world: &World,
+    host: &str,
+    before: usize,
+    during: usize,
+) -> (TestHost, Api<DynamicObject>, tokio::task::JoinHandle<()>) {
+    let host = world.host(host);
+    world.wait_reconciler("my-app", "Ready", "True", None).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    create_parents(&api, (0..before).map(|i| format!("app-{i}"))).await;
+    let creating = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            create_parents(&api, (before..before + during).map(|i| format!("app-{i}"))).await;
+        })
+    };
+    (host, api, creating)
 }
 
 /// kube-apiserver is killed for 20 s while 200 parents are being created,
@@ -97,16 +111,7 @@ async fn passes(world: &World, name: &str) -> u64 {
 /// 15 s of its return.
 pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
     let world = World::with_my_app(env).await;
-    let _host = world.host("outage");
-    world.wait_reconciler("my-app", "Ready", "True", None).await;
-    let api = world.api("example.sous.dev/v1", "MyApp").await;
-    create_parents(&api, (0..100).map(|i| format!("app-{i}"))).await;
-    let creating = {
-        let api = api.clone();
-        tokio::spawn(
-            async move { create_parents(&api, (100..200).map(|i| format!("app-{i}"))).await },
-        )
-    };
+    let (_host, api, creating) = while_creating(&world, "outage", 100, 100).await;
     world.cluster.stop_apiserver()?;
     let outage = Instant::now();
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -124,7 +129,7 @@ pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
     println!(
         "e2e: faults: apiserver outage: 300 parents Ready {:.1} s after its return; {} passes; {children} children, 0 duplicates, 0 orphans",
         took.as_secs_f64(),
-        passes(&world, "my-app").await
+        world.reconciles("my-app").await
     );
     assert!(
         took <= Duration::from_secs(15),
@@ -137,16 +142,7 @@ pub async fn apiserver_outage(env: Env) -> anyhow::Result<()> {
 /// being created: all converge.
 pub async fn etcd_restart(env: Env) -> anyhow::Result<()> {
     let world = World::with_my_app(env).await;
-    let _host = world.host("etcd");
-    world.wait_reconciler("my-app", "Ready", "True", None).await;
-    let api = world.api("example.sous.dev/v1", "MyApp").await;
-    create_parents(&api, (0..50).map(|i| format!("app-{i}"))).await;
-    let creating = {
-        let api = api.clone();
-        tokio::spawn(
-            async move { create_parents(&api, (50..100).map(|i| format!("app-{i}"))).await },
-        )
-    };
+    let (_host, _api, creating) = while_creating(&world, "etcd", 50, 50).await;
     world.cluster.restart_etcd().await?;
     let restarted = Instant::now();
     creating.await?;
@@ -155,7 +151,7 @@ pub async fn etcd_restart(env: Env) -> anyhow::Result<()> {
     println!(
         "e2e: faults: etcd restart: 100 parents Ready {:.1} s after etcd returned; {} passes; {children} children, 0 duplicates, 0 orphans",
         (ready - restarted).as_secs_f64(),
-        passes(&world, "my-app").await
+        world.reconciles("my-app").await
     );
     Ok(())
 }
@@ -389,7 +385,7 @@ pub async fn throttled_by_priority_and_fairness(env: Env) -> anyhow::Result<()> 
             serde_json::json!({"spec": {"maxConcurrentReconciles": 32}}),
         )
         .await;
-    let _host = sous_tests::host::TestHost::start(
+    let _host = TestHost::start(
         world.cluster.config_as(user, &[]),
         sous_tests::host::options(&world.ns, "throttled", None),
     );

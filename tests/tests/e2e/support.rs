@@ -365,22 +365,24 @@ impl World {
         );
     }
 
+    /// The Reconciler's count of successful passes (of the host serving it),
+    /// as its status last reported it.
+    pub async fn reconciles(&self, name: &str) -> u64 {
+        self.get("sous.dev/v1alpha1", "Reconciler", name)
+            .await
+            .expect("the Reconciler exists")
+            .data["status"]["reconciles"]
+            .as_u64()
+            .unwrap_or_default()
+    }
+
     /// The Reconciler's count of successful passes (of the host serving it)
     /// once it has stopped moving for 5 s.
     pub async fn settled_reconciles(&self, name: &str) -> u64 {
-        let count = || async {
-            let reconciler = self
-                .get("sous.dev/v1alpha1", "Reconciler", name)
-                .await
-                .expect("the Reconciler exists");
-            reconciler.data["status"]["reconciles"]
-                .as_u64()
-                .unwrap_or_default()
-        };
-        let mut settled = count().await;
+        let mut settled = self.reconciles(name).await;
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let now = count().await;
+            let now = self.reconciles(name).await;
             if now == settled && now > 0 {
                 return now;
             }
