@@ -35,27 +35,15 @@ async fn create_parents(api: &Api<DynamicObject>, names: impl Iterator<Item = St
 
 /// Waits until `count` MyApp parents are Ready, and returns when.
 async fn all_ready(world: &World, count: usize, timeout: Duration) -> Instant {
-    let api = world.api("example.sous.dev/v1", "MyApp").await;
-    envtest::wait_for(&format!("{count} parents Ready"), timeout, || {
-        let api = api.clone();
-        async move {
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|p| condition_is(p, "Ready", "True", None))
-                .count();
-            if ready >= count {
-                Ok(Instant::now())
-            } else {
-                Err(format!("{ready} of {count} Ready"))
-            }
-        }
-    })
-    .await
+    world
+        .wait_count(
+            "parents Ready",
+            ("example.sous.dev/v1", "MyApp"),
+            count,
+            timeout,
+            |parent| condition_is(parent, "Ready", "True", None),
+        )
+        .await
 }
 
 /// Checks that every parent has exactly one Deployment and one Service of
@@ -307,27 +295,15 @@ pub async fn watches_expire_and_relist(env: Env) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let api = world.api("apps/v1", "Deployment").await;
-    envtest::wait_for("the 25 scaled Deployments", CONVERGE, || {
-        let api = api.clone();
-        async move {
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let scaled = list
-                .items
-                .iter()
-                .filter(|d| d.data["spec"]["replicas"] == 3)
-                .count();
-            if scaled == 25 {
-                Ok(())
-            } else {
-                Err(format!("{scaled} of 25 scaled"))
-            }
-        }
-    })
-    .await;
+    world
+        .wait_count(
+            "Deployments scaled",
+            ("apps/v1", "Deployment"),
+            25,
+            CONVERGE,
+            |deployment| deployment.data["spec"]["replicas"] == 3,
+        )
+        .await;
     let children = no_duplicates_or_orphans(&world).await;
     println!(
         "e2e: faults: watch expiry: 25 changes made after an API server restart applied {:.1} s after its return; {children} children, 0 duplicates, 0 orphans",

@@ -519,27 +519,15 @@ pub async fn hundred_parents(env: Env) -> anyhow::Result<()> {
         async move { world.apply(my_app(&format!("app-{i}"), 1)).await }
     }))
     .await;
-    let api = world.api("example.sous.dev/v1", "MyApp").await;
-    envtest::wait_for("100 parents Ready", CONVERGE * 3, || {
-        let api = api.clone();
-        async move {
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|p| condition_is(p, "Ready", "True", None))
-                .count();
-            if ready == 100 {
-                Ok(())
-            } else {
-                Err(format!("{ready} Ready"))
-            }
-        }
-    })
-    .await;
+    world
+        .wait_count(
+            "parents Ready",
+            ("example.sous.dev/v1", "MyApp"),
+            100,
+            CONVERGE * 3,
+            |parent| condition_is(parent, "Ready", "True", None),
+        )
+        .await;
     eprintln!(
         "e2e: 100 MyApp parents created at once all Ready after {} ms",
         started.elapsed().as_millis()

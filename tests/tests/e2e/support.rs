@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -303,6 +303,36 @@ impl World {
                     Ok(Some(object)) => Err(format!("{:?}", object.data.get("status"))),
                     Ok(None) => Err("absent".to_string()),
                     Err(error) => Err(error.to_string()),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until at least `count` objects of a kind in the namespace
+    /// satisfy `check` (`what` names them in the timeout's message), and
+    /// returns when.
+    pub async fn wait_count(
+        &self,
+        what: &str,
+        (api_version, kind): (&str, &str),
+        count: usize,
+        timeout: Duration,
+        check: impl Fn(&DynamicObject) -> bool,
+    ) -> Instant {
+        let api = self.api(api_version, kind).await;
+        envtest::wait_for(&format!("{count} {what}"), timeout, || {
+            let (api, check) = (api.clone(), &check);
+            async move {
+                let list = api
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let matching = list.items.iter().filter(|o| check(o)).count();
+                if matching >= count {
+                    Ok(Instant::now())
+                } else {
+                    Err(format!("{matching} of {count} {what}"))
                 }
             }
         })
