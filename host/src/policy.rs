@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::crd::{PolicySpec, ReconcilerSpec, TypeMeta};
+use crate::crd::{ChildSpec, PolicySpec, ReconcilerSpec, TypeMeta};
 use crate::runtime::Limits;
 use crate::validate::{self, NamespaceRule, Rules, TypeRef};
 
@@ -99,6 +99,15 @@ impl From<&TypeMeta> for TypeRef {
         Self {
             api_version: meta.api_version.clone(),
             kind: meta.kind.clone(),
+        }
+    }
+}
+
+impl From<&ChildSpec> for TypeRef {
+    fn from(child: &ChildSpec) -> Self {
+        Self {
+            api_version: child.api_version.clone(),
+            kind: child.kind.clone(),
         }
     }
 }

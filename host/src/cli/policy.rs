@@ -79,8 +79,11 @@ fn confine_manifest(document: &Value, spec: &ReconcilerSpec) -> Result<(), Strin
         let namespaced = !cluster_scoped.iter().any(|c| c.same_resource(&kind));
         (role, kind, namespaced)
     };
-    let kinds = std::iter::once(scope("parent", &spec.parent))
-        .chain(spec.children.iter().map(|child| scope("child", child)));
+    let kinds = std::iter::once(scope("parent", &spec.parent)).chain(
+        spec.children
+            .iter()
+            .map(|child| scope("child", &child.type_meta())),
+    );
     confine::check_spec(&key, spec, &tenancy, &identity, None)
         .and_then(|()| confine::no_cluster_scoped(kinds))
         .map_err(|error| error.to_string())

@@ -91,7 +91,7 @@ pub async fn resolve(client: &Client, spec: &ReconcilerSpec) -> Result<Kinds, Ki
     let parent = resolve_parent(client, spec).await?;
     let mut children = Vec::with_capacity(spec.children.len());
     for child in &spec.children {
-        children.push(resolve_one(client, "child", child).await?);
+        children.push(resolve_one(client, "child", &child.type_meta()).await?);
     }
     let mut related = Vec::with_capacity(spec.related.len());
     for kind in &spec.related {

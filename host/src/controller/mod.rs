@@ -6,18 +6,22 @@
 //! `crate::validate`, through the policy) -> [`apply`] -> [`prune`] ->
 //! [`status`]; [`finalizer`] and [`events`] on the side.
 
+pub mod adopt;
 pub mod apply;
 pub mod children;
+pub mod departures;
 pub mod drift;
 pub mod events;
 pub mod finalizer;
 pub mod guest;
 pub mod kinds;
 pub mod labels;
+pub mod leaving;
 pub mod observe;
 pub mod pass;
 pub mod plan;
 pub mod prune;
+pub mod rollout;
 pub mod status;
 pub mod types;
 pub mod write;
@@ -34,6 +38,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tokio::sync::watch;
 
 use self::children::{ChildIndex, OwnWrites};
+use self::departures::Departures;
 use self::events::ParentEvents;
 use self::guest::GuestCaller;
 use self::kinds::{Kind, Kinds};
@@ -88,12 +93,26 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
     let parent_resource = kinds.parent.resource.clone();
     let parent_writer = Writer::new(parent_resource.clone());
     let parents = parent_writer.as_reader();
+    // Checked before the reconciler starts (`crate::crd::check`).
+    let selector = spec
+        .parent_selector
+        .as_ref()
+        .and_then(|selector| selector.to_selector("spec.parentSelector").ok())
+        .filter(|selector| !selector.selects_all());
+    let mut parent_config = watcher::Config::default();
+    if let Some(selector) = &selector {
+        parent_config = parent_config.labels_from(selector);
+    }
+    let (departures, candidates) = Departures::new(selector);
+    let departures = Arc::new(departures);
+    let following = departures.clone();
     let parent_stream = watcher(
         apply::api_for(client, &kinds.parent, scope.as_deref()),
-        watcher::Config::default(),
+        parent_config,
     )
     .modify(types::typed(&parent_resource))
     .recovering()
+    .inspect_ok(move |event| following.follow(event))
     .reflect(parent_writer)
     .applied_objects()
     .predicate_filter(parent_changed, Default::default());
@@ -120,7 +139,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
     for (kind, selection) in &kinds.related {
         let related_writer = Writer::new(kind.resource.clone());
         let store = related_writer.as_reader();
-        let namespace = selection.namespace.as_deref().or(scope.as_deref());
+        let namespace = selection.namespace_for(scope.as_deref());
         let stream = watcher(
             apply::api_for(client, kind, namespace),
             related_config(selection),
@@ -149,13 +168,16 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         own_writes,
         failures: Default::default(),
         drift: Default::default(),
+        departures,
     };
+    let spine = Arc::new(spine);
+    let leavers = tokio::spawn(departures::serve(Arc::downgrade(&spine), candidates));
     tracing::info!(reconciler = %key, parent = %parent_resource.kind, "controller started");
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_all_on(module_swapped)
         .graceful_shutdown_on(shutdown)
-        .run(pass::reconcile, pass::error_policy, Arc::new(spine))
+        .run(pass::reconcile, pass::error_policy, spine)
         .for_each(|result| {
             if let Err(error) = result {
                 log_controller_error(&key, &error);
@@ -163,6 +185,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
             std::future::ready(())
         })
         .await;
+    leavers.abort();
     tracing::info!(reconciler = %key, "controller stopped");
 }
 
@@ -219,18 +242,20 @@ fn child_stream(
         .try_filter(move |object| std::future::ready(!own_writes.is_own(&kind, object)))
 }
 
-/// Watches only the related objects carrying the selection's labels.
+/// Watches only the related objects the selection names: by label
+/// selector, and by name.
 fn related_config(selection: &RelatedKind) -> watcher::Config {
-    if selection.match_labels.is_empty() {
-        return watcher::Config::default();
+    let mut config = watcher::Config::default();
+    // Checked before the reconciler starts (`crate::crd::check`).
+    if let Ok(selector) = selection.label_selector("spec.related[].selector")
+        && !selector.selects_all()
+    {
+        config = config.labels_from(&selector);
     }
-    let labels = selection
-        .match_labels
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    watcher::Config::default().labels(&labels)
+    if let Some(name) = &selection.name {
+        config = config.fields(&format!("metadata.name={name}"));
+    }
+    config
 }
 
 /// Maps a related object to the parents that see it: those in its

@@ -54,9 +54,13 @@ pub fn observe(
     let related = related
         .iter()
         .flat_map(|source| {
-            let namespace = source.selection.namespace.as_deref().or(parent_namespace);
             source.store.state().into_iter().filter(move |object| {
-                !source.kind.namespaced || object.metadata.namespace.as_deref() == namespace
+                let metadata = &object.metadata;
+                source.selection.selects(
+                    source.kind.namespaced,
+                    parent_namespace,
+                    (metadata.namespace.as_deref(), metadata.name.as_deref()),
+                )
             })
         })
         .map(|object| as_json(&object))
@@ -155,6 +159,8 @@ mod tests {
                 api_version: "apps/v1".into(),
                 kind: "Deployment".into(),
                 namespace: namespace.map(str::to_string),
+                name: None,
+                selector: None,
                 match_labels: Default::default(),
             },
             store: writer.as_reader(),

@@ -10,23 +10,24 @@ use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 
 use super::Setup;
+use super::adopt::ClaimError;
 use super::apply::{self, ApplyError, Owner};
 use super::children::OwnWrites;
+use super::departures::Departures;
 use super::drift::DriftGuard;
 use super::finalizer;
 use super::kinds::Kind;
 use super::labels::FINALIZER;
-use super::observe::{self, ChildKind, Observation, RelatedSource};
-use super::plan::{self, KindNotWatched};
+use super::leaving::{self, Leaving};
+use super::observe::{self, ChildKind, RelatedSource};
+use super::plan::{self, ChildKinds, KindNotWatched};
 use super::status::{self, Readiness};
-use super::write::Writer;
+use super::write::{Writer, Written};
 use crate::render::{RenderError, Rendered};
-use crate::runtime::LoadedModule;
 use crate::telemetry::Outcome;
 
-/// How long to wait before asking a guest that is not done finalizing again,
-/// when it did not say.
-const FINALIZE_RETRY: Duration = Duration::from_secs(5);
+/// How long to wait before a pass that found no module tries again.
+const NO_MODULE_RETRY: Duration = Duration::from_secs(5);
 /// First delay after a retryable failure; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest delay after repeated failures.
@@ -50,6 +51,8 @@ pub struct Spine {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Recent restores of drifted children.
     pub drift: DriftGuard,
+    /// Parents that left the selector, let go of in the background.
+    pub departures: Arc<Departures>,
 }
 
 /// Why a pass failed in a way worth retrying with backoff.
@@ -67,6 +70,9 @@ pub enum PassError {
     /// The policy allowed a kind the host does not watch as a child.
     #[error(transparent)]
     KindNotWatched(#[from] KindNotWatched),
+    /// A desired child's name is taken by an object the host may not write.
+    #[error(transparent)]
+    Claim(ClaimError),
     /// The guest's `finalize` failed.
     #[error("finalize failed: {0}")]
     Finalize(crate::runtime::CallError),
@@ -80,6 +86,7 @@ impl PassError {
             Self::Apply(error) => error.reason(),
             Self::Api(_) => "ApiError",
             Self::KindNotWatched(_) => "KindNotWatched",
+            Self::Claim(error) => error.reason(),
             Self::Finalize(error) => error.reason(),
         }
     }
@@ -150,19 +157,26 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
     }
     let Some(module) = spine.setup.module.borrow().clone() else {
         // The controller starts only once a module is loaded; never reached.
-        return Ok(Action::requeue(FINALIZE_RETRY));
+        return Ok(Action::requeue(NO_MODULE_RETRY));
     };
+    let holds_finalizer = leaving::needs_finalizer(&spine.setup.spec);
     if finalizer::deleting(parent) {
-        if spine.setup.spec.finalizer && finalizer::has(parent, FINALIZER) {
-            return finalize(parent, spine, module).await;
+        if holds_finalizer && finalizer::has(parent, FINALIZER) {
+            let again = leaving::let_go(parent, spine, module, Leaving::Deleted).await?;
+            return Ok(again.map_or_else(Action::await_change, Action::requeue));
         }
         return Ok(Action::await_change());
     }
+    if !spine.departures.selects(parent) {
+        // Its labels changed as the watch reported it: let it go.
+        spine.departures.candidate(parent);
+        return Ok(Action::await_change());
+    }
     let (client, parent_kind) = (&spine.setup.client, &spine.setup.kinds.parent);
-    if spine.setup.spec.finalizer {
+    if holds_finalizer {
         finalizer::add(client, parent_kind, parent, FINALIZER).await?;
     } else {
-        // The Reconciler stopped asking for one: nothing would remove it.
+        // The Reconciler stopped needing one: nothing would remove it.
         finalizer::remove(client, parent_kind, parent, FINALIZER).await?;
     }
     let observation = observe::observe(
@@ -192,14 +206,14 @@ async fn converge(
 ) -> Result<Action, PassError> {
     let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
     spine.setup.events.guest(&reference, &rendered.events).await;
-    let held_back = match write_children(parent, spine, observed, &rendered.children).await {
-        Ok(held_back) => held_back,
+    let outcome = match write_children(parent, spine, observed, &rendered.children).await {
+        Ok(outcome) => outcome,
         Err(error) => {
             report_failure(parent, spine, error.reason(), &error.to_string()).await;
             return Err(error);
         }
     };
-    let readiness = Readiness::reconciled(rendered.children.len());
+    let readiness = Readiness::reconciled_holding(rendered.children.len(), &outcome.held);
     write_status(parent, spine, rendered.status.as_ref(), &readiness).await?;
     spine.setup.report.succeeded();
     spine
@@ -208,32 +222,49 @@ async fn converge(
         .expect("failures lock")
         .remove(parent.metadata.uid.as_deref().unwrap_or_default());
     let asked = rendered.requeue_after_ms.map(Duration::from_millis);
-    Ok(match asked.into_iter().chain(held_back).min() {
+    Ok(match asked.into_iter().chain(outcome.again_in).min() {
         Some(after) => Action::requeue(after),
         None => resync(spine),
     })
 }
 
+/// What writing a pass's children left for later.
+pub(super) struct ChildrenWritten {
+    /// Desired children left as they are for now (see [`plan::Held`]).
+    pub held: Vec<plan::Held>,
+    /// When to look again by itself: a held-back restore of a drifted
+    /// child, or a child waited for.
+    pub again_in: Option<Duration>,
+}
+
+/// How soon a pass that waits for a child (a rolling update, a recreate)
+/// looks again.
+const WAITING_RETRY: Duration = Duration::from_secs(1);
+
 /// Plans the writes that make the observed children the desired ones, holds
 /// back restores of drifted children past their limit, checks the whole
-/// plan with a dry run, then makes it. Returns how long until a held-back
-/// restore is allowed, if any was.
-async fn write_children(
+/// plan with a dry run, then makes it, and records an event for every
+/// child adopted or released.
+pub(super) async fn write_children(
     parent: &DynamicObject,
     spine: &Spine,
     observed: &[Vec<Arc<DynamicObject>>],
     desired: &[serde_json::Value],
-) -> Result<Option<Duration>, PassError> {
+) -> Result<ChildrenWritten, PassError> {
     let owner = Owner {
         parent,
         kind: &spine.setup.kinds.parent,
         key: &spine.setup.key,
     };
-    // The same kinds, in the same order, as `spine.children`.
-    let kinds = &spine.setup.kinds.children;
+    // The same kinds, in the same order, as `spine.children` and
+    // `spec.children`.
+    let kinds = ChildKinds {
+        kinds: &spine.setup.kinds.children,
+        rules: &spine.setup.spec.children,
+    };
     let mut plan = plan::plan(kinds, observed, desired, &owner)?;
     let field_manager = spine.setup.key.field_manager();
-    let held_back = guard_drift(parent, spine, kinds, &mut plan, &field_manager).await;
+    let held_back = guard_drift(parent, spine, kinds.kinds, &mut plan, &field_manager).await;
     let parent_name = display_name(parent);
     let writer = Writer {
         client: &spine.setup.writer,
@@ -241,10 +272,41 @@ async fn write_children(
         kinds,
         own_writes: &spine.own_writes,
         reconciler: &spine.setup.key,
+        parent_uid: parent.metadata.uid.as_deref().unwrap_or_default(),
         parent: &parent_name,
     };
-    writer.write(&plan).await?;
-    Ok(held_back)
+    let written = writer.write(&plan).await?;
+    announce(parent, spine, &written).await;
+    let waiting = plan
+        .held
+        .iter()
+        .any(|held| held.why.is_waiting())
+        .then_some(WAITING_RETRY);
+    Ok(ChildrenWritten {
+        held: plan.held,
+        again_in: held_back.into_iter().chain(waiting).min(),
+    })
+}
+
+/// Records on the parent each child adopted or released.
+async fn announce(parent: &DynamicObject, spine: &Spine, written: &Written) {
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    let events = &spine.setup.events;
+    for child in &written.adopted {
+        let message =
+            format!("{child} existed with no controller and was adopted (adopt: IfUnowned)");
+        events
+            .normal(&reference, "Adopt", "Adopted", &message)
+            .await;
+    }
+    for child in &written.released {
+        let message = format!(
+            "{child} is no longer desired and was released (deletePolicy: Orphan): it stays, without this reconciler's labels and ownerReference"
+        );
+        events
+            .normal(&reference, "Release", "Released", &message)
+            .await;
+    }
 }
 
 /// Announces each restore of a drifted child with who changed it, and drops
@@ -322,7 +384,12 @@ async fn guest_failed(
 
 /// Records a failed pass in the parent's status, an event, metrics and the
 /// Reconciler's status.
-async fn report_failure(parent: &DynamicObject, spine: &Spine, reason: &str, message: &str) {
+pub(super) async fn report_failure(
+    parent: &DynamicObject,
+    spine: &Spine,
+    reason: &str,
+    message: &str,
+) {
     let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
     spine
         .setup
@@ -340,7 +407,7 @@ async fn report_failure(parent: &DynamicObject, spine: &Spine, reason: &str, mes
     }
 }
 
-async fn write_status(
+pub(super) async fn write_status(
     parent: &DynamicObject,
     spine: &Spine,
     guest: Option<&serde_json::Value>,
@@ -363,62 +430,6 @@ async fn write_status(
     )
     .await
     .map(drop)
-}
-
-/// The finalizer's path: call `finalize` until done, then delete the
-/// children and remove the finalizer.
-async fn finalize(
-    parent: &DynamicObject,
-    spine: &Spine,
-    module: Arc<LoadedModule>,
-) -> Result<Action, PassError> {
-    let Observation { observed, children } = observe::observe(
-        parent,
-        &spine.children,
-        &spine.related,
-        spine.setup.spec.config.as_ref(),
-    );
-    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
-    let finalized = match spine.setup.caller.finalize(module, observed).await {
-        Ok(finalized) => finalized,
-        Err(error) => {
-            report_failure(parent, spine, error.reason(), &error.to_string()).await;
-            return Err(PassError::Finalize(error));
-        }
-    };
-    spine
-        .setup
-        .events
-        .guest(&reference, &finalized.events)
-        .await;
-    if !finalized.done {
-        let retry = finalized.requeue_after.unwrap_or(FINALIZE_RETRY);
-        let readiness = Readiness::finalizing(format!(
-            "being deleted: finalize answered not done yet; asking again in {} s",
-            retry.as_secs_f64().ceil()
-        ));
-        write_status(parent, spine, None, &readiness).await?;
-        return Ok(Action::requeue(retry));
-    }
-    write_children(parent, spine, &children, &[]).await?;
-    finalizer::remove(
-        &spine.setup.client,
-        &spine.setup.kinds.parent,
-        parent,
-        FINALIZER,
-    )
-    .await?;
-    spine
-        .setup
-        .events
-        .normal(
-            &reference,
-            "Finalize",
-            "Finalized",
-            "finalize answered done; children deleted and finalizer removed",
-        )
-        .await;
-    Ok(Action::await_change())
 }
 
 /// Every parent is reconciled again after this long unless the Reconciler

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::apply::api_for;
 use super::kinds::Kind;
+use super::plan::Held;
 
 /// The host's verdict on one pass, as the parent's `Ready` condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,34 @@ impl Readiness {
             reason: "Reconciled".into(),
             message: format!("{children} children applied"),
         }
+    }
+
+    /// A successful pass that left `held` desired children as they are for
+    /// now: not ready while one of them waits (a rolling update, a recreate
+    /// in progress), ready with a note when their kind updates only on
+    /// deletion.
+    pub fn reconciled_holding(children: usize, held: &[Held]) -> Self {
+        let mut readiness = Self::reconciled(children - held.len().min(children));
+        if held.is_empty() {
+            return readiness;
+        }
+        let shown: Vec<String> = held.iter().take(3).map(ToString::to_string).collect();
+        let more = held.len().saturating_sub(shown.len());
+        let mut message = format!(
+            "{}; {} left as they are: {}",
+            readiness.message,
+            held.len(),
+            shown.join("; ")
+        );
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
+        }
+        readiness.message = message;
+        if held.iter().any(|held| held.why.is_waiting()) {
+            readiness.ready = false;
+            readiness.reason = "Progressing".into();
+        }
+        readiness
     }
 
     /// A parent being deleted whose guest is not done finalizing yet.

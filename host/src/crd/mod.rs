@@ -2,7 +2,9 @@
 //! namespace) and `ClusterReconciler` (parents in every namespace), as Rust
 //! types from which the CustomResourceDefinitions are generated.
 
+mod check;
 mod key;
+mod selector;
 mod spec;
 mod status;
 
@@ -11,8 +13,13 @@ use kube::core::crd::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use check::{SpecError, check};
 pub use key::ReconcilerKey;
-pub use spec::{ConfigMapKey, ModuleSource, PolicySpec, ReconcilerSpec, RelatedKind, TypeMeta};
+pub use selector::SelectorError;
+pub use spec::{
+    Adopt, ChildSpec, ConfigMapKey, DeletePolicy, LabelSelector, LabelSelectorRequirement,
+    ModuleSource, PolicySpec, ReconcilerSpec, RelatedKind, TypeMeta, UpdateMethod, UpdateStrategy,
+};
 pub use status::{Condition, ReconcilerStatus};
 
 /// The API group of every Sous kind.

@@ -2,9 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use kube::core::Selector;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::selector::SelectorError;
+use crate::policy::ANY_NAMESPACE;
 
 /// The desired behaviour of a reconciler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -12,9 +16,14 @@ use serde_json::Value;
 pub struct ReconcilerSpec {
     /// The watched kind: one reconcile per object of it (the parent).
     pub parent: TypeMeta,
-    /// Kinds the guest may produce; the host watches them as owned children.
+    /// Which parents to reconcile: only those whose labels match (all
+    /// when absent). A parent that stops matching is treated as leaving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_selector: Option<LabelSelector>,
+    /// Kinds the guest may produce, and how each is written; the host
+    /// watches them as owned children.
     #[serde(default)]
-    pub children: Vec<TypeMeta>,
+    pub children: Vec<ChildSpec>,
     /// Extra kinds passed to the guest read-only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<RelatedKind>,
@@ -56,6 +65,145 @@ pub struct TypeMeta {
     pub kind: String,
 }
 
+/// A child kind and how the host writes, deletes and adopts its objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildSpec {
+    /// `group/version`, or `v1` for the core group.
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// How a child whose desired state changed is brought to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<UpdateStrategy>,
+    /// What happens to a child no longer desired, or whose parent goes.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub delete_policy: DeletePolicy,
+    /// Whether an existing object the host did not create may become a child.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub adopt: Adopt,
+}
+
+impl ChildSpec {
+    /// A child kind written in place, deleted when not desired, never adopting.
+    pub fn of(type_meta: TypeMeta) -> Self {
+        Self {
+            api_version: type_meta.api_version,
+            kind: type_meta.kind,
+            update_strategy: None,
+            delete_policy: DeletePolicy::default(),
+            adopt: Adopt::default(),
+        }
+    }
+
+    /// Its `apiVersion` and `kind`.
+    pub fn type_meta(&self) -> TypeMeta {
+        TypeMeta {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+        }
+    }
+
+    /// Its update method (`InPlace` when unset).
+    pub fn update_method(&self) -> UpdateMethod {
+        self.update_strategy
+            .as_ref()
+            .map(|strategy| strategy.method)
+            .unwrap_or_default()
+    }
+}
+
+/// How changed children of one kind are updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    /// The method.
+    #[serde(default)]
+    pub method: UpdateMethod,
+}
+
+/// How a child that differs from its desired state is brought to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum UpdateMethod {
+    /// Server-side apply of the desired object.
+    #[default]
+    InPlace,
+    /// Delete the object and create it anew.
+    Recreate,
+    /// Create a missing object; never change an existing one.
+    OnDelete,
+    /// As `InPlace`, one child of the kind at a time, each waiting until
+    /// the one changed before it is ready.
+    RollingInPlace,
+    /// As `Recreate`, one child of the kind at a time, each waiting until
+    /// the one changed before it is ready.
+    RollingRecreate,
+}
+
+impl UpdateMethod {
+    /// Whether at most one child of the kind changes at a time.
+    pub fn is_rolling(self) -> bool {
+        matches!(self, Self::RollingInPlace | Self::RollingRecreate)
+    }
+
+    /// Whether a change deletes the object and creates it anew.
+    pub fn recreates(self) -> bool {
+        matches!(self, Self::Recreate | Self::RollingRecreate)
+    }
+}
+
+/// What happens to a child no longer desired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletePolicy {
+    /// Delete it.
+    #[default]
+    Delete,
+    /// Release it: remove the host's labels and the parent's
+    /// ownerReference and leave the object.
+    Orphan,
+}
+
+/// Whether an existing object named like a desired child becomes one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Adopt {
+    /// Never: the parent reports `ChildExists` and nothing of the answer
+    /// is written.
+    #[default]
+    Never,
+    /// When no controller owns it: labels and ownerReference are added.
+    IfUnowned,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// A Kubernetes label selector: every `matchLabels` pair and every
+/// `matchExpressions` requirement must hold. An empty selector matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must have exactly these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements on labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    /// The values: at least one for `In` and `NotIn`, none otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
 /// A related kind and which of its objects to pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,12 +212,59 @@ pub struct RelatedKind {
     pub api_version: String,
     /// The kind.
     pub kind: String,
-    /// Only objects in this namespace; the parent's when absent.
+    /// Only objects in this namespace (`*`: every namespace); the parent's
+    /// when absent. Ignored for cluster-scoped kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Only objects carrying all these labels.
+    /// Only the object of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only objects whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Only objects carrying all these labels (the older form of
+    /// `selector.matchLabels`; both apply when both are given).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
+}
+
+impl RelatedKind {
+    /// The label selector of the selection: `selector` and `matchLabels`
+    /// together (`field` names it in errors).
+    pub fn label_selector(&self, field: &str) -> Result<Selector, SelectorError> {
+        let mut combined = self.selector.clone().unwrap_or_default();
+        combined.match_labels.extend(
+            self.match_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        combined.to_selector(field)
+    }
+
+    /// Where the selected objects are, for a parent in `parent_namespace`.
+    pub fn namespace_for<'a>(&'a self, parent_namespace: Option<&'a str>) -> Option<&'a str> {
+        match self.namespace.as_deref() {
+            Some(ANY_NAMESPACE) => None,
+            Some(namespace) => Some(namespace),
+            None => parent_namespace,
+        }
+    }
+
+    /// Whether `object` (of `namespace` and `name`) is selected for a parent
+    /// in `parent_namespace`; labels are filtered by the watch itself.
+    pub fn selects(
+        &self,
+        namespaced: bool,
+        parent_namespace: Option<&str>,
+        (namespace, name): (Option<&str>, Option<&str>),
+    ) -> bool {
+        let wanted = self.namespace_for(parent_namespace);
+        (!namespaced || wanted.is_none() || namespace == wanted)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|wanted| name == Some(wanted))
+    }
 }
 
 /// One key of one ConfigMap.
@@ -145,4 +340,46 @@ fn free_form_object(_: &mut SchemaGenerator) -> Schema {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_related_selection_by_namespace_name_and_labels() {
+        let related: RelatedKind = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "name": "token",
+            "selector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+            "matchLabels": {"team": "blue"},
+        }))
+        .unwrap();
+        assert_eq!(
+            related.label_selector("s").unwrap().to_string(),
+            "team=blue,tier"
+        );
+        let table = [
+            ((Some("shop"), Some("token")), true),
+            ((Some("shop"), Some("other")), false),
+            ((Some("elsewhere"), Some("token")), false),
+        ];
+        for (object, expected) in table {
+            assert_eq!(
+                related.selects(true, Some("shop"), object),
+                expected,
+                "{object:?}"
+            );
+        }
+        // Cluster-scoped kinds have no namespace to match.
+        assert!(related.selects(false, Some("shop"), (None, Some("token"))));
+        let everywhere = RelatedKind {
+            namespace: Some("*".into()),
+            name: None,
+            ..related
+        };
+        assert_eq!(everywhere.namespace_for(Some("shop")), None);
+        assert!(everywhere.selects(true, Some("shop"), (Some("elsewhere"), Some("x"))));
+    }
 }

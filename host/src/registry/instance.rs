@@ -15,7 +15,7 @@ use super::status::{MODULE_READY, READY, StatusReport};
 use crate::controller::events::ParentEvents;
 use crate::controller::guest::GuestCaller;
 use crate::controller::{self, Setup, kinds};
-use crate::crd::{ModuleSource, ReconcilerKey, ReconcilerSpec};
+use crate::crd::{self, ModuleSource, ReconcilerKey, ReconcilerSpec};
 use crate::policy::Policy;
 use crate::tenancy::Identity;
 use crate::tenancy::access::{self, AccessError};
@@ -90,10 +90,16 @@ async fn run(
     };
     let identity = Identity::of(&key, &spec, &host.tenancy, &host.namespace);
     // Before anything is read for it, not even its module.
-    match confine::check_spec(&key, &spec, &host.tenancy, &identity, host.user.as_deref()) {
+    let checked = crd::check(&spec)
+        .map_err(|error| (error.reason(), error.to_string()))
+        .and_then(|()| {
+            confine::check_spec(&key, &spec, &host.tenancy, &identity, host.user.as_deref())
+                .map_err(|error| (error.reason(), error.to_string()))
+        });
+    match checked {
         Ok(()) => load_and_serve(&host, &key, spec, identity, &report, source, stopped).await,
-        Err(error) => {
-            refuse(&key, &report, error.reason(), error.to_string());
+        Err((reason, message)) => {
+            refuse(&key, &report, reason, message);
             report.condition(
                 MODULE_READY,
                 false,

@@ -179,6 +179,8 @@ mod tests {
             api_version: kind.resource.api_version.clone(),
             kind: kind.resource.kind.clone(),
             namespace: None,
+            name: None,
+            selector: None,
             match_labels: Default::default(),
         }
     }

@@ -304,7 +304,9 @@ pub async fn a_refused_child_writes_nothing(env: Env) -> anyhow::Result<()> {
         .await;
     let message = condition_field(&parent, "Ready", "message");
     assert!(
-        message.contains("would refuse writing ConfigMap") && message.contains("taken-1"),
+        message.contains("ConfigMap")
+            && message.contains("taken-1")
+            && message.contains("is controlled by ConfigMap someone-else"),
         "{message}"
     );
     for name in ["taken-0", "taken-2"] {

@@ -11,6 +11,7 @@ mod hardening;
 mod harness_smoke;
 mod install;
 mod operator;
+mod patterns;
 mod support;
 mod tenancy;
 
@@ -91,6 +92,14 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(hardening::existing_objects_reach_the_guest_typed),
         scenario!(hardening::a_restart_costs_one_pass_per_parent),
         scenario!(hardening::a_refused_child_writes_nothing),
+        scenario!(patterns::parent_selector_picks_and_lets_go),
+        scenario!(
+            patterns::orphaned_children_survive,
+            needs_controller_manager
+        ),
+        scenario!(patterns::adoption_is_explicit),
+        scenario!(patterns::update_strategies_recreate_or_wait_for_deletion),
+        scenario!(patterns::rolling_update_goes_one_at_a_time),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::PushArgs;
 use crate::crd::{
-    ClusterReconciler, ClusterSpec, ConfigMapKey, ModuleSource, NamespacedSpec, Reconciler,
-    ReconcilerKey, ReconcilerSpec, RelatedKind, TypeMeta,
+    ChildSpec, ClusterReconciler, ClusterSpec, ConfigMapKey, ModuleSource, NamespacedSpec,
+    Reconciler, ReconcilerKey, ReconcilerSpec, RelatedKind, TypeMeta,
 };
 use crate::runtime::Digest;
 use crate::source;
@@ -93,7 +93,12 @@ impl Upload {
             .collect();
         let spec = ReconcilerSpec {
             parent: type_meta(&args.parent_kind),
-            children: args.child_kinds.iter().map(type_meta).collect(),
+            parent_selector: None,
+            children: args
+                .child_kinds
+                .iter()
+                .map(|kind| ChildSpec::of(type_meta(kind)))
+                .collect(),
             related: args
                 .related_kinds
                 .iter()
@@ -101,6 +106,8 @@ impl Upload {
                     api_version: kind.api_version.clone(),
                     kind: kind.kind.clone(),
                     namespace: None,
+                    name: None,
+                    selector: None,
                     match_labels: BTreeMap::new(),
                 })
                 .collect(),

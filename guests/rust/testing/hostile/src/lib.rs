@@ -20,6 +20,8 @@
 //!   network, and reports what it got in a ConfigMap;
 //! - `linger`: finalize answers not done (again in 500 ms) until the parent
 //!   carries the annotation `e2e.sous.dev/release`;
+//! - `echo`: answers the objects of `spec.objects` as its children, verbatim
+//!   (the controller-pattern trials choose the children this way);
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
@@ -53,6 +55,7 @@ impl Guest for Hostile {
             "transient" => return Err(Error::Transient("the hostile guest is resting".into())),
             "escape" => vec![escape_report(&name)],
             "remember" => vec![config_map(&name, CALLS.fetch_add(1, Ordering::Relaxed) + 1)],
+            "echo" => echo(&parent["spec"]["objects"]),
             _ => vec![config_map(&name, 0)],
         };
         Ok(Response {
@@ -73,6 +76,15 @@ impl Guest for Hostile {
             events: Vec::new(),
         })
     }
+}
+
+fn echo(objects: &Value) -> Vec<String> {
+    objects
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect()
 }
 
 fn spin() -> Vec<String> {

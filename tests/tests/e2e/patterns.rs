@@ -1,0 +1,475 @@
+//! The controller patterns of `spec.children[]` and `spec.parentSelector`,
+//! on a real API server: the children come from the `echo` attack of the
+//! hostile guest, which answers `spec.objects` verbatim, so each trial
+//! chooses exactly what is desired.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use sous_tests::envtest;
+use sous_tests::guests::guest_bytes;
+
+use crate::Env;
+use crate::support::{CONVERGE, World, condition_field, hostile};
+
+/// The spec of a Reconciler of Hostile parents with `children` rules and
+/// `extra` spec fields, serving the hostile guest.
+async fn echo_reconciler(world: &World, name: &str, children: Value, extra: Value) {
+    let source = world.upload(name, &guest_bytes("hostile")).await;
+    let mut spec = json!({
+        "parent": {"apiVersion": "example.sous.dev/v1", "kind": "Hostile"},
+        "children": children,
+        "module": source,
+    });
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    world.reconciler(name, spec).await;
+}
+
+/// A Hostile parent answering `objects` as its children, with `labels`.
+fn echo(name: &str, labels: Value, objects: Value) -> Value {
+    let mut parent = hostile(name, "echo", json!({"objects": objects}));
+    parent["metadata"]["labels"] = labels;
+    parent
+}
+
+fn config_map(name: &str, value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"value": value}})
+}
+
+/// Waits for an Event of `reason` whose message mentions `about`; returns
+/// its message.
+async fn wait_event(world: &World, reason: &str, about: &str) -> String {
+    let api = world.api("events.k8s.io/v1", "Event").await;
+    envtest::wait_for(&format!("a {reason} event about {about}"), CONVERGE, || {
+        let api = api.clone();
+        async move {
+            let events = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            events
+                .items
+                .iter()
+                .filter(|e| e.data["reason"] == reason)
+                .filter_map(|e| e.data["note"].as_str())
+                .find(|note| note.contains(about))
+                .map(str::to_string)
+                .ok_or_else(|| format!("{} events", events.items.len()))
+        }
+    })
+    .await
+}
+
+fn has_sous_marks(object: &kube::api::DynamicObject) -> bool {
+    let labels = object.metadata.labels.clone().unwrap_or_default();
+    labels.keys().any(|key| key.starts_with("sous.dev/"))
+        || object
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|refs| !refs.is_empty())
+}
+
+/// Only parents matching `spec.parentSelector` (matchExpressions) are
+/// reconciled; one whose labels stop matching is finalized and its
+/// children deleted, the host's finalizer removed; a malformed selector is
+/// refused in the Reconciler's status.
+pub async fn parent_selector_picks_and_lets_go(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let children = json!([{"apiVersion": "v1", "kind": "ConfigMap"}]);
+    echo_reconciler(
+        &world,
+        "bad-selector",
+        children.clone(),
+        json!({"parentSelector": {"matchExpressions": [{"key": "team", "operator": "Near", "values": ["x"]}]}}),
+    )
+    .await;
+    echo_reconciler(
+        &world,
+        "teams",
+        children,
+        json!({
+            "finalizer": true,
+            "parentSelector": {
+                "matchLabels": {"app": "shop"},
+                "matchExpressions": [{"key": "team", "operator": "In", "values": ["blue", "green"]}],
+            },
+        }),
+    )
+    .await;
+    let _host = world.host("selector");
+    let refused = world
+        .wait_reconciler("bad-selector", "Ready", "False", Some("InvalidSpec"))
+        .await;
+    let message = condition_field(&refused, "Ready", "message");
+    assert!(message.contains("unknown operator `Near`"), "{message}");
+
+    world
+        .apply(echo(
+            "blue",
+            json!({"app": "shop", "team": "blue"}),
+            json!([config_map("blue-conf", "1")]),
+        ))
+        .await;
+    world
+        .apply(echo(
+            "red",
+            json!({"app": "shop", "team": "red"}),
+            json!([config_map("red-conf", "1")]),
+        ))
+        .await;
+    let blue = world.wait_parent("Hostile", "blue", "True", None).await;
+    assert!(
+        blue.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "sous.dev/finalizer")
+    );
+    assert!(world.get("v1", "ConfigMap", "blue-conf").await.is_some());
+    // The other parent is never touched: no child, no status, no finalizer.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(world.get("v1", "ConfigMap", "red-conf").await.is_none());
+    let red = world
+        .get("example.sous.dev/v1", "Hostile", "red")
+        .await
+        .unwrap();
+    assert!(
+        red.data.get("status").is_none_or(Value::is_null),
+        "{:?}",
+        red.data
+    );
+    assert!(red.metadata.finalizers.is_none_or(|f| f.is_empty()));
+
+    // blue leaves the selector: finalize, children deleted, finalizer gone.
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "blue",
+            json!({"metadata": {"labels": {"team": "yellow"}}}),
+        )
+        .await;
+    world
+        .wait_gone("blue's child deleted", "v1", "ConfigMap", "blue-conf")
+        .await;
+    world
+        .wait_object(
+            "blue's finalizer removed",
+            "example.sous.dev/v1",
+            "Hostile",
+            "blue",
+            |blue| {
+                blue.metadata
+                    .finalizers
+                    .as_ref()
+                    .is_none_or(|f| f.is_empty())
+            },
+        )
+        .await;
+    let note = wait_event(&world, "Deselected", "parentSelector").await;
+    assert!(note.contains("finalize answered done"), "{note}");
+    // red joins it: reconciled at once.
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "red",
+            json!({"metadata": {"labels": {"team": "green"}}}),
+        )
+        .await;
+    world.wait_parent("Hostile", "red", "True", None).await;
+    assert!(world.get("v1", "ConfigMap", "red-conf").await.is_some());
+    Ok(())
+}
+
+/// `deletePolicy: Orphan`: a child no longer desired stays, without the
+/// host's labels and ownerReference, and so do the children of a deleted
+/// parent (the garbage collector has nothing to follow).
+pub async fn orphaned_children_survive(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    echo_reconciler(
+        &world,
+        "orphans",
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "deletePolicy": "Orphan"}]),
+        json!({}),
+    )
+    .await;
+    let _host = world.host("orphans");
+    world
+        .apply(echo(
+            "keeper",
+            json!({}),
+            json!([config_map("kept", "1"), config_map("dropped", "1")]),
+        ))
+        .await;
+    world.wait_parent("Hostile", "keeper", "True", None).await;
+    let kept = world.get("v1", "ConfigMap", "kept").await.unwrap();
+    assert!(
+        has_sous_marks(&kept),
+        "a child carries the host's labels and ownerReference"
+    );
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "keeper",
+            json!({"spec": {"objects": [config_map("kept", "1")]}}),
+        )
+        .await;
+    let dropped = world
+        .wait_object("dropped released", "v1", "ConfigMap", "dropped", |o| {
+            !has_sous_marks(o)
+        })
+        .await;
+    assert_eq!(dropped.data["data"]["value"], "1");
+    wait_event(&world, "Released", "dropped").await;
+
+    world
+        .delete("example.sous.dev/v1", "Hostile", "keeper")
+        .await;
+    world
+        .wait_gone(
+            "the parent deleted",
+            "example.sous.dev/v1",
+            "Hostile",
+            "keeper",
+        )
+        .await;
+    let kept = world
+        .get("v1", "ConfigMap", "kept")
+        .await
+        .expect("kept survives its parent");
+    assert!(!has_sous_marks(&kept), "{:?}", kept.metadata);
+    // The garbage collector, when it runs, finds nothing to collect.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(world.get("v1", "ConfigMap", "kept").await.is_some());
+    assert!(world.get("v1", "ConfigMap", "dropped").await.is_some());
+    Ok(())
+}
+
+/// An existing object named like a desired child is never taken over by
+/// default: `ChildExists`, and nothing of the answer is written. With
+/// `adopt: IfUnowned` it is adopted, with an `Adopted` event.
+pub async fn adoption_is_explicit(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    world.apply(config_map("users", "theirs")).await;
+    let objects = json!([config_map("users", "ours"), config_map("sibling", "ours")]);
+    echo_reconciler(
+        &world,
+        "adopter",
+        json!([{"apiVersion": "v1", "kind": "ConfigMap"}]),
+        json!({}),
+    )
+    .await;
+    let _host = world.host("adoption");
+    world.apply(echo("claim", json!({}), objects)).await;
+    let refused = world
+        .wait_parent("Hostile", "claim", "False", Some("ChildExists"))
+        .await;
+    let message = condition_field(&refused, "Ready", "message");
+    assert!(
+        message.contains("ConfigMap") && message.contains("/users already exists"),
+        "{message}"
+    );
+    assert!(
+        world.get("v1", "ConfigMap", "sibling").await.is_none(),
+        "half an answer was written"
+    );
+    let users = world.get("v1", "ConfigMap", "users").await.unwrap();
+    assert_eq!(users.data["data"]["value"], "theirs");
+    assert!(!has_sous_marks(&users));
+
+    echo_reconciler(
+        &world,
+        "adopter",
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "adopt": "IfUnowned"}]),
+        json!({}),
+    )
+    .await;
+    world.wait_parent("Hostile", "claim", "True", None).await;
+    let users = world.get("v1", "ConfigMap", "users").await.unwrap();
+    assert_eq!(users.data["data"]["value"], "ours");
+    assert!(has_sous_marks(&users), "{:?}", users.metadata);
+    assert!(world.get("v1", "ConfigMap", "sibling").await.is_some());
+    wait_event(&world, "Adopted", "users").await;
+    Ok(())
+}
+
+/// `Recreate` replaces a changed child (a new UID), `OnDelete` leaves a
+/// changed child as it is until someone deletes it.
+pub async fn update_strategies_recreate_or_wait_for_deletion(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    echo_reconciler(
+        &world,
+        "strategies",
+        json!([
+            {"apiVersion": "v1", "kind": "ConfigMap", "updateStrategy": {"method": "Recreate"}},
+            {"apiVersion": "v1", "kind": "Secret", "updateStrategy": {"method": "OnDelete"}},
+        ]),
+        json!({}),
+    )
+    .await;
+    let _host = world.host("strategies");
+    let objects = |version: &str| {
+        json!([
+            config_map("conf", version),
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"value": version}},
+        ])
+    };
+    world.apply(echo("app", json!({}), objects("1"))).await;
+    world.wait_parent("Hostile", "app", "True", None).await;
+    let conf = world.get("v1", "ConfigMap", "conf").await.unwrap();
+    let sec = world.get("v1", "Secret", "sec").await.unwrap();
+
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "app",
+            json!({"spec": {"objects": objects("2")}}),
+        )
+        .await;
+    let recreated = world
+        .wait_object("conf recreated", "v1", "ConfigMap", "conf", |o| {
+            o.data["data"]["value"] == "2"
+        })
+        .await;
+    assert_ne!(
+        recreated.metadata.uid, conf.metadata.uid,
+        "Recreate makes a new object"
+    );
+    let parent = world.wait_parent("Hostile", "app", "True", None).await;
+    let message = condition_field(&parent, "Ready", "message");
+    assert!(
+        message.contains("OnDelete") && message.contains("sec"),
+        "{message}"
+    );
+    let unchanged = world.get("v1", "Secret", "sec").await.unwrap();
+    assert_eq!(unchanged.metadata.uid, sec.metadata.uid);
+    assert_eq!(
+        unchanged.data["data"]["value"],
+        json!("MQ=="),
+        "OnDelete left it at 1"
+    );
+
+    world.delete("v1", "Secret", "sec").await;
+    let renewed = world
+        .wait_object("sec created anew", "v1", "Secret", "sec", |o| {
+            o.data["data"]["value"] == "Mg=="
+        })
+        .await;
+    assert_ne!(renewed.metadata.uid, sec.metadata.uid);
+    Ok(())
+}
+
+/// `RollingInPlace`: of three changed children, one changes at a time, the
+/// next only once the changed one is ready (its observedGeneration caught
+/// up and its Ready condition True): two are never mid-update at once.
+pub async fn rolling_update_goes_one_at_a_time(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    echo_reconciler(
+        &world,
+        "rolling",
+        json!([{"apiVersion": "example.sous.dev/v1", "kind": "MyApp", "updateStrategy": {"method": "RollingInPlace"}}]),
+        json!({}),
+    )
+    .await;
+    let _host = world.host("rolling");
+    let shards = |replicas: u32| {
+        json!(["shard-0", "shard-1", "shard-2"].map(|name| json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
+            "metadata": {"name": name},
+            "spec": {"image": "nginx:1.27", "replicas": replicas, "port": 8080},
+        })))
+    };
+    world.apply(echo("fleet", json!({}), shards(1))).await;
+    world.wait_parent("Hostile", "fleet", "True", None).await;
+    let api = world.api("example.sous.dev/v1", "MyApp").await;
+    // Plays the shards' controller: reports a shard ready at its generation.
+    let report_ready = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            let shard = api.get(name).await.unwrap();
+            let status = json!({"status": {
+                "observedGeneration": shard.metadata.generation,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Serving", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z"}],
+            }});
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+                .await
+                .unwrap();
+        }
+    };
+    for name in ["shard-0", "shard-1", "shard-2"] {
+        report_ready(name).await;
+    }
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "fleet",
+            json!({"spec": {"objects": shards(2)}}),
+        )
+        .await;
+    let mut order = Vec::new();
+    let started = Instant::now();
+    while order.len() < 3 {
+        anyhow::ensure!(started.elapsed() < CONVERGE, "rolled {order:?} only");
+        let list = api.list(&Default::default()).await?;
+        let updated: Vec<String> = list
+            .items
+            .iter()
+            .filter(|shard| shard.data["spec"]["replicas"] == 2)
+            .map(|shard| shard.metadata.name.clone().unwrap())
+            .collect();
+        let mid_update = list
+            .items
+            .iter()
+            .filter(|shard| {
+                shard.data["status"]["observedGeneration"].as_i64() < shard.metadata.generation
+            })
+            .count();
+        anyhow::ensure!(
+            mid_update <= 1,
+            "{mid_update} shards mid-update at once: {updated:?}"
+        );
+        if let Some(next) = updated.iter().find(|name| !order.contains(*name)) {
+            order.push(next.clone());
+            if order.len() < 3 {
+                // The others wait while this one is not ready.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let still: usize = api
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|shard| shard.data["spec"]["replicas"] == 2)
+                    .count();
+                anyhow::ensure!(
+                    still == order.len(),
+                    "{still} updated while {next} was not ready"
+                );
+                let parent = world
+                    .get("example.sous.dev/v1", "Hostile", "fleet")
+                    .await
+                    .unwrap();
+                let reason = condition_field(&parent, "Ready", "reason");
+                anyhow::ensure!(reason == "Progressing", "Ready reason {reason} mid-rollout");
+            }
+            let name: &'static str = ["shard-0", "shard-1", "shard-2"]
+                .into_iter()
+                .find(|n| *n == next.as_str())
+                .unwrap();
+            report_ready(name).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(order, ["shard-0", "shard-1", "shard-2"]);
+    world
+        .wait_parent("Hostile", "fleet", "True", Some("Reconciled"))
+        .await;
+    Ok(())
+}
