@@ -168,6 +168,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         own_writes,
         failures: Default::default(),
         drift: Default::default(),
+        status_ignored: Default::default(),
         departures,
     };
     let spine = Arc::new(spine);

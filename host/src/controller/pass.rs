@@ -1,7 +1,7 @@
 //! One pass for one parent: observe -> call guest -> apply -> prune ->
 //! status -> requeue, or the finalizer's path when the parent is going.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use super::observe::{self, ChildKind, RelatedSource};
 use super::plan::{self, ChildKinds, KindNotWatched};
 use super::status::{self, Readiness};
 use super::write::{Writer, Written};
+use crate::crd::Mode;
 use crate::render::{RenderError, Rendered};
 use crate::telemetry::Outcome;
 
@@ -51,6 +52,8 @@ pub struct Spine {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Recent restores of drifted children.
     pub drift: DriftGuard,
+    /// Decorated parents already told that their guest's status is ignored.
+    pub status_ignored: Mutex<HashSet<String>>,
     /// Parents that left the selector, let go of in the background.
     pub departures: Arc<Departures>,
 }
@@ -206,6 +209,9 @@ async fn converge(
 ) -> Result<Action, PassError> {
     let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
     spine.setup.events.guest(&reference, &rendered.events).await;
+    if rendered.status.is_some() && spine.setup.spec.mode == Mode::Decorator {
+        warn_status_ignored(parent, spine).await;
+    }
     let outcome = match write_children(parent, spine, observed, &rendered.children).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -286,6 +292,30 @@ pub(super) async fn write_children(
         held: plan.held,
         again_in: held_back.into_iter().chain(waiting).min(),
     })
+}
+
+/// Tells once per parent (per host) that a Decorator's guest answered a
+/// status, which the host does not write to someone else's object.
+async fn warn_status_ignored(parent: &DynamicObject, spine: &Spine) {
+    let uid = parent.metadata.uid.clone().unwrap_or_default();
+    if !spine
+        .status_ignored
+        .lock()
+        .expect("status-ignored lock")
+        .insert(uid)
+    {
+        return;
+    }
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    let message = format!(
+        "the reconciler {} is a Decorator, so the status its guest answered is ignored: a decorated object's status belongs to its own controller",
+        spine.setup.key
+    );
+    spine
+        .setup
+        .events
+        .warning(&reference, "Reconcile", "StatusIgnored", &message)
+        .await;
 }
 
 /// Records on the parent each child adopted or released.
@@ -413,7 +443,8 @@ pub(super) async fn write_status(
     guest: Option<&serde_json::Value>,
     readiness: &Readiness,
 ) -> Result<(), kube::Error> {
-    if !spine.setup.kinds.parent.has_status {
+    // A decorated parent's status belongs to someone else.
+    if !spine.setup.kinds.parent.has_status || spine.setup.spec.mode == Mode::Decorator {
         return Ok(());
     }
     let now = jiff::Timestamp::now()

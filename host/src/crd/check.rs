@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::selector::SelectorError;
-use super::spec::ReconcilerSpec;
+use super::spec::{Mode, ReconcilerSpec};
 
 /// Why a spec cannot run as written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -13,6 +13,14 @@ pub enum SpecError {
     /// A label selector is malformed.
     #[error(transparent)]
     Selector(#[from] SelectorError),
+    /// A Decorator names a Sous kind as its parent.
+    #[error(
+        "`spec.mode` is Decorator with parent kind {kind}, a Sous kind: reconcilers are not decorated; choose another parent kind"
+    )]
+    DecoratedSousKind {
+        /// `apiVersion/kind`.
+        kind: String,
+    },
     /// A child kind appears twice in `spec.children`.
     #[error(
         "`spec.children` lists {kind} twice; list each kind once, with one update strategy, delete policy and adoption rule"
@@ -32,6 +40,16 @@ impl SpecError {
 
 /// Checks `spec` as a whole; the first problem found is the answer.
 pub fn check(spec: &ReconcilerSpec) -> Result<(), SpecError> {
+    let parent_group = spec
+        .parent
+        .api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group);
+    if spec.mode == Mode::Decorator && parent_group == Some(super::GROUP) {
+        return Err(SpecError::DecoratedSousKind {
+            kind: format!("{}/{}", spec.parent.api_version, spec.parent.kind),
+        });
+    }
     if let Some(selector) = &spec.parent_selector {
         selector.to_selector("spec.parentSelector")?;
     }
@@ -97,6 +115,17 @@ mod tests {
                 kind: "v1/Secret".into()
             })
         );
+    }
+
+    #[test]
+    fn a_decorator_of_a_sous_kind_is_refused() {
+        let mut decorator = spec(json!({"mode": "Decorator"}));
+        assert_eq!(check(&decorator), Ok(()));
+        decorator.parent.api_version = "sous.dev/v1alpha1".into();
+        decorator.parent.kind = "Reconciler".into();
+        let error = check(&decorator).unwrap_err();
+        assert_eq!(error.reason(), "InvalidSpec");
+        assert!(error.to_string().contains("a Sous kind"), "{error}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use check::{SpecError, check};
 pub use key::ReconcilerKey;
 pub use selector::SelectorError;
 pub use spec::{
-    Adopt, ChildSpec, ConfigMapKey, DeletePolicy, LabelSelector, LabelSelectorRequirement,
+    Adopt, ChildSpec, ConfigMapKey, DeletePolicy, LabelSelector, LabelSelectorRequirement, Mode,
     ModuleSource, PolicySpec, ReconcilerSpec, RelatedKind, TypeMeta, UpdateMethod, UpdateStrategy,
 };
 pub use status::{Condition, ReconcilerStatus};

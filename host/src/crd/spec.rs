@@ -16,6 +16,12 @@ use crate::policy::ANY_NAMESPACE;
 pub struct ReconcilerSpec {
     /// The watched kind: one reconcile per object of it (the parent).
     pub parent: TypeMeta,
+    /// `Composite` (default): the parent is the reconciler's own object,
+    /// whose status the host writes. `Decorator`: the parent is someone
+    /// else's object of any kind; the host adds children (attachments) and
+    /// never writes its status.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mode: Mode,
     /// Which parents to reconcile: only those whose labels match (all
     /// when absent). A parent that stops matching is treated as leaving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +69,18 @@ pub struct TypeMeta {
     pub api_version: String,
     /// The kind.
     pub kind: String,
+}
+
+/// Whose object the parent is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Mode {
+    /// The parent is the reconciler's own: the host writes its status.
+    #[default]
+    Composite,
+    /// The parent is someone else's object, of any kind the API server
+    /// serves: the host writes only children (attachments), never its
+    /// status.
+    Decorator,
 }
 
 /// A child kind and how the host writes, deletes and adopts its objects.

@@ -15,7 +15,7 @@ use super::status::{MODULE_READY, READY, StatusReport};
 use crate::controller::events::ParentEvents;
 use crate::controller::guest::GuestCaller;
 use crate::controller::{self, Setup, kinds};
-use crate::crd::{self, ModuleSource, ReconcilerKey, ReconcilerSpec};
+use crate::crd::{self, Mode, ModuleSource, ReconcilerKey, ReconcilerSpec};
 use crate::policy::Policy;
 use crate::tenancy::Identity;
 use crate::tenancy::access::{self, AccessError};
@@ -223,7 +223,12 @@ async fn serve(
                 return;
             }
         }
-        report.condition(READY, true, "Running", running_message(&kinds, &identity));
+        report.condition(
+            READY,
+            true,
+            "Running",
+            running_message(&kinds, &identity, spec.mode),
+        );
         let revoked = access_revoked(
             writer.clone(),
             identity.clone(),
@@ -305,10 +310,13 @@ async fn access_revoked(
 
 /// The `Ready=True` message: what is watched, as whom, and what the user
 /// may want to fix.
-fn running_message(kinds: &kinds::Kinds, identity: &Identity) -> String {
+fn running_message(kinds: &kinds::Kinds, identity: &Identity, mode: Mode) -> String {
     let kind = &kinds.parent.resource.kind;
     let mut message = format!("watching {kind} objects; writing as {identity}");
-    if !kinds.parent.has_status {
+    if mode == Mode::Decorator {
+        message.push_str("; decorating them: their status is never written");
+    }
+    if !kinds.parent.has_status && mode == Mode::Composite {
         message.push_str("; their CRD has no status subresource, so parents' status is not written (add `subresources: {status: {}}` to it)");
     }
     message

@@ -12,6 +12,7 @@ use sous_tests::guests::guest_bytes;
 
 use crate::Env;
 use crate::support::{CONVERGE, World, condition_field, hostile};
+use crate::tenancy::{TRIAL, tenancy_host};
 
 /// The spec of a Reconciler of Hostile parents with `children` rules and
 /// `extra` spec fields, serving the hostile guest.
@@ -470,6 +471,145 @@ pub async fn rolling_update_goes_one_at_a_time(env: Env) -> anyhow::Result<()> {
     assert_eq!(order, ["shard-0", "shard-1", "shard-2"]);
     world
         .wait_parent("Hostile", "fleet", "True", Some("Reconciled"))
+        .await;
+    Ok(())
+}
+
+/// A Decorator (the team-namespaces example): every Namespace labelled
+/// `team` gets a default-deny NetworkPolicy and a RoleBinding of each team
+/// ClusterRole (a cluster-scoped related kind); the Namespaces' status is
+/// never written, and a Namespace whose label goes loses its attachments.
+pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let ns = world.ns.clone();
+    let role = format!("view-{ns}");
+    world
+        .apply(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": role, "labels": {"sous.dev/team-role": "true", TRIAL: ns}},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+        }))
+        .await;
+    let module = world
+        .upload("team-namespaces", &guest_bytes("team_namespaces"))
+        .await;
+    let name = format!("teams-{ns}");
+    world
+        .apply(json!({
+            "apiVersion": "sous.dev/v1alpha1", "kind": "ClusterReconciler",
+            "metadata": {"name": name, "labels": {TRIAL: ns}},
+            "spec": {
+                "mode": "Decorator",
+                "parent": {"apiVersion": "v1", "kind": "Namespace"},
+                "parentSelector": {
+                    "matchLabels": {TRIAL: ns},
+                    "matchExpressions": [{"key": "team", "operator": "Exists"}],
+                },
+                "children": [
+                    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"},
+                    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"},
+                ],
+                "related": [{
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "selector": {"matchLabels": {"sous.dev/team-role": "true"}},
+                }],
+                "module": module,
+                "policy": {"allowedNamespaces": ["*"]},
+            },
+        }))
+        .await;
+    let (payments, other) = (format!("{ns}-pay"), format!("{ns}-other"));
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": payments, "labels": {TRIAL: ns, "team": "payments"}}}))
+        .await;
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other, "labels": {TRIAL: ns}}}))
+        .await;
+    let _host = tenancy_host(&world);
+    let team = world.in_namespace(&payments);
+    team.wait_object(
+        "the team namespace's NetworkPolicy",
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "default-deny-ingress",
+        |policy| policy.data["spec"]["policyTypes"] == json!(["Ingress"]),
+    )
+    .await;
+    let binding = team
+        .wait_object(
+            "the team's RoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            &format!("team-{role}"),
+            |_| true,
+        )
+        .await;
+    assert_eq!(binding.data["subjects"][0]["name"], "team:payments");
+    assert_eq!(binding.data["roleRef"]["name"], role.as_str());
+    let owner = &binding.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Namespace", payments.as_str())
+    );
+    let reconciler = world
+        .wait_object(
+            "the Decorator running",
+            "sous.dev/v1alpha1",
+            "ClusterReconciler",
+            &name,
+            |r| condition_field(r, "Ready", "message").contains("decorating them"),
+        )
+        .await;
+    assert!(reconciler.data["status"]["reconciles"].as_u64() >= Some(1));
+    let decorated = world.get("v1", "Namespace", &payments).await.unwrap();
+    assert!(
+        decorated.data["status"].get("conditions").is_none(),
+        "a decorated object's status is not the host's: {:?}",
+        decorated.data["status"]
+    );
+    let untouched = world.in_namespace(&other);
+    assert!(
+        untouched
+            .get(
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                "default-deny-ingress"
+            )
+            .await
+            .is_none()
+    );
+
+    // The label goes: so do the attachments.
+    world
+        .merge(
+            "v1",
+            "Namespace",
+            &payments,
+            json!({"metadata": {"labels": {"team": null}}}),
+        )
+        .await;
+    team.wait_gone(
+        "the NetworkPolicy of a namespace that left",
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "default-deny-ingress",
+    )
+    .await;
+    team.wait_gone(
+        "the RoleBinding of a namespace that left",
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        &format!("team-{role}"),
+    )
+    .await;
+    for namespace in [&payments, &other] {
+        world.delete("v1", "Namespace", namespace).await;
+    }
+    world
+        .delete("sous.dev/v1alpha1", "ClusterReconciler", &name)
+        .await;
+    world
+        .delete("rbac.authorization.k8s.io/v1", "ClusterRole", &role)
         .await;
     Ok(())
 }

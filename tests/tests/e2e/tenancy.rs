@@ -23,7 +23,7 @@ use crate::support::{World, condition_field, condition_is, my_app, my_app_reconc
 /// The tenant, a user with rights only in the trial's namespace.
 const TENANT: &str = "e2e-tenant";
 /// The label that picks this trial's Reconcilers out of every namespace's.
-const TRIAL: &str = "e2e.sous.dev/trial";
+pub const TRIAL: &str = "e2e.sous.dev/trial";
 /// The host's own ServiceAccount, in the trial's namespace.
 const HOST_ACCOUNT: &str = "sous";
 
@@ -426,7 +426,7 @@ fn hostile_parent(name: &str, spec: Value) -> Value {
 /// A host running as its own ServiceAccount ([`HOST_ACCOUNT`] of the trial's
 /// namespace, with the admin's powers), serving every namespace's
 /// Reconcilers and ClusterReconcilers of this trial only.
-fn tenancy_host(world: &World) -> TestHost {
+pub fn tenancy_host(world: &World) -> TestHost {
     let user = format!("system:serviceaccount:{}:{HOST_ACCOUNT}", world.ns);
     let config = world.cluster.config_as(&user, &["system:masters"]);
     let options = OperatorOptions {

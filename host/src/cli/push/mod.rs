@@ -42,6 +42,10 @@ pub struct PushArgs {
     /// The watched kind, as apiVersion/Kind (e.g. `example.com/v1/MyApp`).
     #[arg(long, value_parser = TypeRef::parse)]
     pub parent_kind: TypeRef,
+    /// Decorate the parents (`spec.mode: Decorator`): objects of any kind,
+    /// whose status the host never writes.
+    #[arg(long)]
+    pub decorator: bool,
     /// A kind the reconciler produces, as apiVersion/Kind; repeatable.
     #[arg(long = "child-kind", value_parser = TypeRef::parse)]
     pub child_kinds: Vec<TypeRef>,

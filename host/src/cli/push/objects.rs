@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::PushArgs;
 use crate::crd::{
-    ChildSpec, ClusterReconciler, ClusterSpec, ConfigMapKey, ModuleSource, NamespacedSpec,
+    ChildSpec, ClusterReconciler, ClusterSpec, ConfigMapKey, Mode, ModuleSource, NamespacedSpec,
     Reconciler, ReconcilerKey, ReconcilerSpec, RelatedKind, TypeMeta,
 };
 use crate::runtime::Digest;
@@ -93,6 +93,11 @@ impl Upload {
             .collect();
         let spec = ReconcilerSpec {
             parent: type_meta(&args.parent_kind),
+            mode: if args.decorator {
+                Mode::Decorator
+            } else {
+                Mode::Composite
+            },
             parent_selector: None,
             children: args
                 .child_kinds
