@@ -38,6 +38,8 @@ __all__ = [
     "Event",
     "FinalizeResponse",
     "Invalid",
+    "LabelRequirement",
+    "LabelSelector",
     "ObjectBuilder",
     "Reconciler",
     "Request",
@@ -385,6 +387,64 @@ def _matching(
         if name is not None and _dig(o, "metadata", "name") != name:
             continue
         yield o
+
+
+# --------------------------------------------------------------------------- selectors
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+@dataclasses.dataclass
+class LabelRequirement:
+    """One `matchExpressions` entry of a label selector."""
+
+    key: str
+    operator: str
+    values: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class LabelSelector:
+    """A Kubernetes label selector, as a spec field: `matchLabels` and
+    `matchExpressions` (`In`, `NotIn`, `Exists`, `DoesNotExist`). An empty
+    selector selects everything. Read it with `spec_as`, `check` it, then
+    ask whether it `matches` an object's labels."""
+
+    match_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    match_expressions: list[LabelRequirement] = dataclasses.field(default_factory=list)
+
+    def check(self, where: str) -> None:
+        """Raises `Invalid` naming the first malformed requirement, the
+        field being `where` (e.g. `spec.selector`)."""
+        for i, requirement in enumerate(self.match_expressions):
+            at = f"{where}.matchExpressions[{i}]"
+            if requirement.operator not in _OPERATORS:
+                raise Invalid(f"{at}.operator: unknown operator {requirement.operator!r}; "
+                              f"expected one of {', '.join(_OPERATORS)}")
+            needs_values = requirement.operator in ("In", "NotIn")
+            if needs_values and not requirement.values:
+                raise Invalid(f"{at}.values must not be empty with {requirement.operator}")
+            if not needs_values and requirement.values:
+                raise Invalid(f"{at}.values must be empty with {requirement.operator}")
+
+    def matches(self, labels: Optional[Mapping[str, str]]) -> bool:
+        """Whether `labels` (an object's, possibly absent) match, as
+        Kubernetes decides it."""
+        labels = labels or {}
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for requirement in self.match_expressions:
+            present = requirement.key in labels
+            value = labels.get(requirement.key)
+            matched = {
+                "In": present and value in requirement.values,
+                "NotIn": not present or value not in requirement.values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }[requirement.operator]
+            if not matched:
+                return False
+        return True
 
 
 # --------------------------------------------------------------------------- objects

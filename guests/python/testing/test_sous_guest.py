@@ -218,18 +218,52 @@ class ImageUpdaterTest(unittest.TestCase):
         self.assertEqual(repository("registry:5000/team/app:1.2@sha256:ab"), "registry:5000/team/app")
         self.assertEqual(repository("app@sha256:ab"), "app")
 
+
+class LabelSelectorTest(unittest.TestCase):
+    """Label selectors decide as Kubernetes does and refuse malformed ones."""
+
     def test_selectors_decide_as_kubernetes(self):
-        Selector, Requirement = self.app.Selector, self.app.Requirement
-        selects = self.app.selects
-        self.assertTrue(selects(Selector(), {}))
-        self.assertTrue(selects(Selector({"a": "1"}), {"a": "1", "b": "2"}))
-        self.assertFalse(selects(Selector({"a": "1"}), {"a": "2"}))
+        Selector, Requirement = sous_guest.LabelSelector, sous_guest.LabelRequirement
+        self.assertTrue(Selector().matches({}))
+        self.assertTrue(Selector().matches(None))
+        self.assertTrue(Selector({"a": "1"}).matches({"a": "1", "b": "2"}))
+        self.assertFalse(Selector({"a": "1"}).matches({"a": "2"}))
         not_in = Selector(match_expressions=[Requirement("env", "NotIn", ["dev"])])
-        self.assertTrue(selects(not_in, {}))
-        self.assertFalse(selects(not_in, {"env": "dev"}))
+        self.assertTrue(not_in.matches({}))
+        self.assertFalse(not_in.matches({"env": "dev"}))
+        within = Selector(match_expressions=[Requirement("env", "In", ["dev", "qa"])])
+        self.assertTrue(within.matches({"env": "qa"}))
+        self.assertFalse(within.matches({}))
         exists = Selector(match_expressions=[Requirement("env", "Exists")])
-        self.assertFalse(selects(exists, {}))
-        self.assertTrue(selects(exists, {"env": ""}))
+        self.assertFalse(exists.matches({}))
+        self.assertTrue(exists.matches({"env": ""}))
+        absent = Selector(match_expressions=[Requirement("env", "DoesNotExist")])
+        self.assertTrue(absent.matches({}))
+        self.assertFalse(absent.matches({"env": "x"}))
+
+    def test_a_malformed_selector_is_invalid_and_says_where(self):
+        Selector, Requirement = sous_guest.LabelSelector, sous_guest.LabelRequirement
+        cases = [
+            (Requirement("a", "Near"), "spec.selector.matchExpressions[0].operator: unknown operator 'Near'"),
+            (Requirement("a", "In"), "spec.selector.matchExpressions[0].values must not be empty with In"),
+            (Requirement("a", "Exists", ["x"]), "spec.selector.matchExpressions[0].values must be empty with Exists"),
+        ]
+        for requirement, message in cases:
+            with self.assertRaises(sous_guest.Invalid) as raised:
+                Selector(match_expressions=[requirement]).check("spec.selector")
+            self.assertIn(message, str(raised.exception))
+        Selector(match_expressions=[Requirement("a", "NotIn", ["b"])]).check("spec.selector")
+
+    def test_a_spec_reads_a_selector_from_camel_case(self):
+        @dataclass
+        class Spec:
+            selector: sous_guest.LabelSelector
+
+        raw = raw_request({"metadata": {"name": "p"}, "spec": {"selector": {
+            "matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]}}})
+        spec = Request.from_wit(raw).spec_as(Spec)
+        self.assertEqual(spec.selector.match_labels, {"a": "1"})
+        self.assertEqual(spec.selector.match_expressions[0].operator, "Exists")
 
 
 if __name__ == "__main__":

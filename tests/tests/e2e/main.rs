@@ -101,6 +101,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(patterns::update_strategies_recreate_or_wait_for_deletion),
         scenario!(patterns::rolling_update_goes_one_at_a_time),
         scenario!(patterns::decorator_attaches_to_namespaces),
+        scenario!(patterns::secrets_propagate_and_copies_are_released),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

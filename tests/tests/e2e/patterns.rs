@@ -613,3 +613,142 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
         .await;
     Ok(())
 }
+
+/// The Python secret-propagation example as a ClusterReconciler: a
+/// cluster-scoped parent copies one Secret into every namespace its
+/// selector matches (related Namespaces, and Secrets of every namespace);
+/// with `deletePolicy: Orphan` a copy outlives both its namespace leaving
+/// the selector and its parent.
+pub async fn secrets_propagate_and_copies_are_released(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let ns = world.ns.clone();
+    let crd = std::fs::read_to_string(
+        sous_tests::guests::repo_root().join("tests/fixtures/secretpropagation-crd.yaml"),
+    )?;
+    envtest::apply_yaml(&world.client, &crd, None).await?;
+    envtest::wait_crd_established(&world.client, "secretpropagations.example.sous.dev").await;
+    let python = std::fs::read(sous_tests::guests::component(
+        "python",
+        "secret-propagation",
+    ))?;
+    let module = world.upload("secret-propagation", &python).await;
+    let name = format!("propagation-{ns}");
+    world
+        .apply(json!({
+            "apiVersion": "sous.dev/v1alpha1", "kind": "ClusterReconciler",
+            "metadata": {"name": name, "labels": {TRIAL: ns}},
+            "spec": {
+                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "SecretPropagation"},
+                "parentSelector": {"matchLabels": {TRIAL: ns}},
+                "children": [{"apiVersion": "v1", "kind": "Secret", "deletePolicy": "Orphan"}],
+                "related": [
+                    {"apiVersion": "v1", "kind": "Namespace"},
+                    {"apiVersion": "v1", "kind": "Secret", "namespace": "*",
+                     "selector": {"matchLabels": {"sous.dev/propagate": "true"}}},
+                ],
+                "module": module,
+                "policy": {"allowedNamespaces": ["*"], "timeoutMs": 10000},
+            },
+        }))
+        .await;
+    world
+        .apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "token", "labels": {"sous.dev/propagate": "true"}},
+            "stringData": {"token": "s3cret"},
+        }))
+        .await;
+    let (apps, batch, other) = (format!("{ns}-a"), format!("{ns}-b"), format!("{ns}-c"));
+    for (namespace, tier) in [
+        (&apps, Some("apps")),
+        (&batch, Some("apps")),
+        (&other, None),
+    ] {
+        let mut labels = json!({TRIAL: ns});
+        if let Some(tier) = tier {
+            labels["tier"] = json!(tier);
+        }
+        world
+            .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}))
+            .await;
+    }
+    let _host = tenancy_host(&world);
+    world
+        .apply(json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "SecretPropagation",
+            "metadata": {"name": name, "labels": {TRIAL: ns}},
+            "spec": {
+                "secret": {"namespace": ns, "name": "token"},
+                "namespaceSelector": {"matchLabels": {TRIAL: ns}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["apps"]}]},
+            },
+        }))
+        .await;
+    let parent = world
+        .wait_object(
+            "the propagation's status",
+            "example.sous.dev/v1",
+            "SecretPropagation",
+            &name,
+            |p| p.data["status"]["copies"] == 2,
+        )
+        .await;
+    assert_eq!(parent.data["status"]["namespaces"], json!([apps, batch]));
+    for namespace in [&apps, &batch] {
+        let copy = world
+            .in_namespace(namespace)
+            .get("v1", "Secret", "token")
+            .await
+            .unwrap();
+        assert_eq!(copy.data["data"]["token"], json!("czNjcmV0"));
+        assert!(has_sous_marks(&copy));
+    }
+    assert!(
+        world
+            .in_namespace(&other)
+            .get("v1", "Secret", "token")
+            .await
+            .is_none()
+    );
+
+    // A namespace leaves the selector: its copy is released, not deleted.
+    world
+        .merge(
+            "v1",
+            "Namespace",
+            &batch,
+            json!({"metadata": {"labels": {"tier": null}}}),
+        )
+        .await;
+    world
+        .in_namespace(&batch)
+        .wait_object(
+            "the copy in the namespace that left, released",
+            "v1",
+            "Secret",
+            "token",
+            |copy| !has_sous_marks(copy),
+        )
+        .await;
+    // The parent goes: the remaining copy stays, released too.
+    world
+        .delete("example.sous.dev/v1", "SecretPropagation", &name)
+        .await;
+    world
+        .wait_gone(
+            "the propagation",
+            "example.sous.dev/v1",
+            "SecretPropagation",
+            &name,
+        )
+        .await;
+    let kept = world.in_namespace(&apps).get("v1", "Secret", "token").await;
+    let kept = kept.expect("the copy outlives its parent");
+    assert!(!has_sous_marks(&kept), "{:?}", kept.metadata);
+    for namespace in [&apps, &batch, &other] {
+        world.delete("v1", "Namespace", namespace).await;
+    }
+    world
+        .delete("sous.dev/v1alpha1", "ClusterReconciler", &name)
+        .await;
+    Ok(())
+}

@@ -17,37 +17,20 @@ are, `NoMatch` when no selected Deployment runs the repository.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sous_guest import Event, Invalid, Reconciler, Request, Response, export, log, resource
+from sous_guest import (Event, Invalid, LabelSelector, Reconciler, Request, Response, export, log,
+                        resource)
 
 # A tag as the OCI distribution spec defines it.
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
-@dataclass
-class Requirement:
-    """One `matchExpressions` entry."""
-
-    key: str
-    operator: str
-    values: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Selector:
-    """A Kubernetes label selector."""
-
-    match_labels: dict[str, str] = field(default_factory=dict)
-    match_expressions: list[Requirement] = field(default_factory=list)
 
 
 @dataclass
 class ImagePolicySpec:
     """The parent's spec."""
 
-    selector: Selector
+    selector: LabelSelector
     image: str
     tag: str
 
@@ -70,34 +53,7 @@ def check(spec: ImagePolicySpec) -> None:
         raise Invalid("spec.tag must not be empty")
     if not TAG.fullmatch(spec.tag):
         raise Invalid(f"spec.tag {spec.tag!r} is not a valid image tag")
-    for i, requirement in enumerate(spec.selector.match_expressions):
-        where = f"spec.selector.matchExpressions[{i}]"
-        if requirement.operator not in OPERATORS:
-            raise Invalid(f"{where}.operator: unknown operator {requirement.operator!r}; "
-                          f"expected one of {', '.join(OPERATORS)}")
-        needs_values = requirement.operator in ("In", "NotIn")
-        if needs_values and not requirement.values:
-            raise Invalid(f"{where}.values must not be empty with {requirement.operator}")
-        if not needs_values and requirement.values:
-            raise Invalid(f"{where}.values must be empty with {requirement.operator}")
-
-
-def selects(selector: Selector, labels: dict) -> bool:
-    """Whether `labels` match `selector`, as Kubernetes decides it."""
-    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
-        return False
-    for requirement in selector.match_expressions:
-        present = requirement.key in labels
-        value = labels.get(requirement.key)
-        matched = {
-            "In": present and value in requirement.values,
-            "NotIn": not present or value not in requirement.values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }[requirement.operator]
-        if not matched:
-            return False
-    return True
+    spec.selector.check("spec.selector")
 
 
 @export
@@ -113,7 +69,7 @@ class ImageUpdater(Reconciler):
             request.related_of_kind("Deployment", "apps/v1"),
             key=lambda d: (d["metadata"].get("namespace") or "", d["metadata"]["name"]))
         selected = [d for d in deployments
-                    if selects(spec.selector, d["metadata"].get("labels") or {})]
+                    if spec.selector.matches(d["metadata"].get("labels"))]
 
         response = Response()
         updated = []
