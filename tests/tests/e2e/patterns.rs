@@ -752,3 +752,112 @@ pub async fn secrets_propagate_and_copies_are_released(env: Env) -> anyhow::Resu
         .await;
     Ok(())
 }
+
+/// A Decorator never writes its parent's status: a guest that answers one
+/// anyway gets one `StatusIgnored` Warning event per parent, however many
+/// passes it has; its attachments are written as usual.
+pub async fn a_decorator_leaves_the_parents_status_alone(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    echo_reconciler(
+        &world,
+        "decorator",
+        json!([{"apiVersion": "v1", "kind": "ConfigMap"}]),
+        json!({"mode": "Decorator", "resyncSeconds": 1}),
+    )
+    .await;
+    let _host = world.host("decorator");
+    let mut parent = echo(
+        "someone-elses",
+        json!({}),
+        json!([config_map("attached", "1")]),
+    );
+    parent["spec"]["status"] = json!({"phase": "Decorated"});
+    world.apply(parent).await;
+    world
+        .wait_object("the attachment", "v1", "ConfigMap", "attached", |_| true)
+        .await;
+    wait_event(&world, "StatusIgnored", "Decorator").await;
+    // Several more passes (resync every second): still no status, one event.
+    let before = world.reconciles("decorator").await;
+    let started = Instant::now();
+    while world.reconciles("decorator").await < before + 3 {
+        anyhow::ensure!(started.elapsed() < CONVERGE, "no resync passes");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let parent = world
+        .get("example.sous.dev/v1", "Hostile", "someone-elses")
+        .await
+        .unwrap();
+    assert!(
+        parent.data.get("status").is_none_or(Value::is_null),
+        "{:?}",
+        parent.data["status"]
+    );
+    let events = world.list("events.k8s.io/v1", "Event").await;
+    let ignored: Vec<_> = events
+        .iter()
+        .filter(|e| e.data["reason"] == "StatusIgnored")
+        .collect();
+    assert_eq!(ignored.len(), 1);
+    assert!(
+        ignored[0].data["series"].is_null(),
+        "the event was repeated: {:?}",
+        ignored[0].data
+    );
+    Ok(())
+}
+
+/// A parent that leaves the selector while no host runs is let go of when
+/// a host starts: its children are deleted, the host's finalizer removed.
+pub async fn a_parent_that_left_while_the_host_was_away_is_let_go(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    echo_reconciler(
+        &world,
+        "away",
+        json!([{"apiVersion": "v1", "kind": "ConfigMap"}]),
+        json!({"finalizer": true, "parentSelector": {"matchLabels": {"selected": "yes"}}}),
+    )
+    .await;
+    let host = world.host("away-1");
+    world
+        .apply(echo(
+            "leaver",
+            json!({"selected": "yes"}),
+            json!([config_map("leaver-conf", "1")]),
+        ))
+        .await;
+    world.wait_parent("Hostile", "leaver", "True", None).await;
+    host.stop()?;
+    world
+        .merge(
+            "example.sous.dev/v1",
+            "Hostile",
+            "leaver",
+            json!({"metadata": {"labels": {"selected": "no"}}}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        world.get("v1", "ConfigMap", "leaver-conf").await.is_some(),
+        "no host, no change"
+    );
+    let _host = world.host("away-2");
+    world
+        .wait_gone(
+            "the child of a parent that left while no host ran",
+            "v1",
+            "ConfigMap",
+            "leaver-conf",
+        )
+        .await;
+    world
+        .wait_object(
+            "its finalizer removed",
+            "example.sous.dev/v1",
+            "Hostile",
+            "leaver",
+            |p| p.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()),
+        )
+        .await;
+    Ok(())
+}

@@ -20,8 +20,9 @@
 //!   network, and reports what it got in a ConfigMap;
 //! - `linger`: finalize answers not done (again in 500 ms) until the parent
 //!   carries the annotation `e2e.sous.dev/release`;
-//! - `echo`: answers the objects of `spec.objects` as its children, verbatim
-//!   (the controller-pattern trials choose the children this way);
+//! - `echo`: answers the objects of `spec.objects` as its children, verbatim,
+//!   and `spec.status` as the status when there is one (the
+//!   controller-pattern trials choose the answer this way);
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
@@ -58,9 +59,13 @@ impl Guest for Hostile {
             "echo" => echo(&parent["spec"]["objects"]),
             _ => vec![config_map(&name, 0)],
         };
+        let status = (parent["spec"]["attack"] == "echo")
+            .then(|| &parent["spec"]["status"])
+            .filter(|status| status.is_object())
+            .map(Value::to_string);
         Ok(Response {
             children,
-            status: None,
+            status,
             requeue_after_ms: None,
             events: Vec::new(),
         })
