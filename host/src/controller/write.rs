@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::adopt::{self, Claim};
@@ -174,7 +174,8 @@ impl Writer<'_> {
             }
             Step::Recreate { child, before, .. } => {
                 if dry_run {
-                    return self.apply(step.kind(), child, true).await.map(drop);
+                    prune::delete(self.client, kind, before, true).await?;
+                    return self.check_creation(step.kind(), child).await;
                 }
                 self.own_writes
                     .record(&kind.resource.kind, &before.metadata);
@@ -218,6 +219,37 @@ impl Writer<'_> {
     ) -> Result<std::sync::Arc<DynamicObject>, ApplyError> {
         let kind = &self.kinds.kinds[position];
         apply::apply(self.client, kind, child, self.field_manager, dry_run).await
+    }
+
+    /// Asks whether the API server would create `child` (schema, RBAC,
+    /// quota, admission), while an object of its name still exists: a dry
+    /// run of the same object under a generated name. (A dry-run apply
+    /// would check an update of the old object instead, which is exactly
+    /// what a recreate avoids, e.g. for an immutable ConfigMap.)
+    async fn check_creation(&self, position: usize, child: &Value) -> Result<(), ApplyError> {
+        let kind = &self.kinds.kinds[position];
+        let (name, namespace) = (
+            child["metadata"]["name"].as_str().unwrap_or_default(),
+            child["metadata"]["namespace"].as_str(),
+        );
+        let refused = |source| ApplyError {
+            child: describe(kind, namespace, name),
+            dry_run: true,
+            source,
+        };
+        let mut object: DynamicObject = serde_json::from_value(child.clone())
+            .map_err(|error| refused(kube::Error::SerdeError(error)))?;
+        object.metadata.name = None;
+        object.metadata.generate_name = Some(format!("{name}-"));
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(self.field_manager.to_string()),
+        };
+        api_for(self.client, kind, namespace)
+            .create(&params, &object)
+            .await
+            .map(drop)
+            .map_err(refused)
     }
 
     /// Removes the host's labels, applied hash and the parent's

@@ -102,6 +102,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(patterns::rolling_update_goes_one_at_a_time),
         scenario!(patterns::decorator_attaches_to_namespaces),
         scenario!(patterns::secrets_propagate_and_copies_are_released),
+        scenario!(patterns::immutable_config_is_recreated),
         scenario!(patterns::a_decorator_leaves_the_parents_status_alone),
         scenario!(patterns::a_parent_that_left_while_the_host_was_away_is_let_go),
         scenario!(tenancy::namespaced_reconcilers_are_confined),

@@ -861,3 +861,73 @@ pub async fn a_parent_that_left_while_the_host_was_away_is_let_go(env: Env) -> a
         .await;
     Ok(())
 }
+
+/// The JavaScript app-config example: its ConfigMap is immutable, so with
+/// the default `InPlace` method a change of data is refused by the API
+/// server (`Invalid`, nothing written), and with `Recreate` the ConfigMap
+/// is deleted and created anew with the new data.
+pub async fn immutable_config_is_recreated(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let crd = std::fs::read_to_string(
+        sous_tests::guests::repo_root().join("tests/fixtures/appconfig-crd.yaml"),
+    )?;
+    envtest::apply_yaml(&world.client, &crd, None).await?;
+    envtest::wait_crd_established(&world.client, "appconfigs.example.sous.dev").await;
+    let js = std::fs::read(sous_tests::guests::component("js", "app-config"))?;
+    let module = world.upload("app-config", &js).await;
+    let spec = |method: &str| {
+        json!({
+            "parent": {"apiVersion": "example.sous.dev/v1", "kind": "AppConfig"},
+            "children": [{"apiVersion": "v1", "kind": "ConfigMap", "updateStrategy": {"method": method}}],
+            "module": module,
+            "policy": {"timeoutMs": 10000},
+        })
+    };
+    world.reconciler("app-config", spec("InPlace")).await;
+    let _host = world.host("app-config");
+    let app_config = |rate: &str| {
+        json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "AppConfig",
+            "metadata": {"name": "checkout"},
+            "spec": {"data": {"CURRENCY": "EUR", "TAX_RATE": rate}},
+        })
+    };
+    world.apply(app_config("0.21")).await;
+    world
+        .wait_parent("AppConfig", "checkout", "True", None)
+        .await;
+    let first = world
+        .get("v1", "ConfigMap", "checkout-config")
+        .await
+        .unwrap();
+    assert_eq!(first.data["immutable"], true);
+
+    world.apply(app_config("0.19")).await;
+    let refused = world
+        .wait_parent("AppConfig", "checkout", "False", Some("Invalid"))
+        .await;
+    let message = condition_field(&refused, "Ready", "message");
+    assert!(message.contains("immutable"), "{message}");
+    let kept = world
+        .get("v1", "ConfigMap", "checkout-config")
+        .await
+        .unwrap();
+    assert_eq!(kept.data["data"]["TAX_RATE"], "0.21");
+
+    world.reconciler("app-config", spec("Recreate")).await;
+    let recreated = world
+        .wait_object(
+            "the ConfigMap recreated",
+            "v1",
+            "ConfigMap",
+            "checkout-config",
+            |cm| cm.data["data"]["TAX_RATE"] == "0.19",
+        )
+        .await;
+    assert_ne!(recreated.metadata.uid, first.metadata.uid);
+    assert_eq!(recreated.data["immutable"], true);
+    world
+        .wait_parent("AppConfig", "checkout", "True", None)
+        .await;
+    Ok(())
+}
