@@ -1,6 +1,7 @@
 //! The `sous` command line: argument types shared by the subcommands.
 
 pub mod new;
+pub mod plan;
 pub mod policy;
 pub mod push;
 pub mod render;

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use serde::{Deserialize as _, Serialize};
 use serde_json::Value;
 
+use super::plan::{self, PlannedWrite};
 use super::{CacheArgs, LimitArgs};
+use crate::crd::{Mode, ReconcilerKey, ReconcilerSpec};
 use crate::inputs::{self, InputError};
 use crate::render::{self, Observed, Rendered};
 
@@ -19,6 +22,29 @@ pub enum Format {
     Yaml,
     /// Everything as one JSON object on stdout.
     Json,
+}
+
+/// `--mode` of `sous render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderMode {
+    /// The parent is the reconciler's own.
+    Composite,
+    /// The parent is someone else's; its status is never written.
+    Decorator,
+}
+
+/// What `sous render` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Output<'a> {
+    #[serde(flatten)]
+    rendered: &'a Rendered,
+    /// The status is not written (Decorator mode).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    status_ignored: bool,
+    /// The writes the host would make (`--plan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<Vec<PlannedWrite>>,
 }
 
 /// Arguments of `sous render`.
@@ -39,9 +65,24 @@ pub struct RenderArgs {
     /// The reconciler's configuration (`spec.config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The reconciler's name, as the guest sees it [default: the module's file name].
+    /// The reconciler's name, as the guest sees it [default: the module's
+    /// file name, or the `--reconciler` manifest's name].
     #[arg(long)]
     pub name: Option<String>,
+    /// A Reconciler or ClusterReconciler manifest whose `spec.mode` and
+    /// `spec.children` rules (update strategy, delete policy) the output
+    /// follows.
+    #[arg(long)]
+    pub reconciler: Option<PathBuf>,
+    /// Render as a `Decorator` (the status answered is ignored) or a
+    /// `Composite` [default: the `--reconciler` manifest's mode, else
+    /// composite].
+    #[arg(long, value_enum)]
+    pub mode: Option<RenderMode>,
+    /// Also print the writes the host would make: the `--observed` children
+    /// taken as this reconciler's own, each kind by its rules.
+    #[arg(long)]
+    pub plan: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
     pub output: Format,
@@ -68,9 +109,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .load(&bytes)
         .map_err(|e| InputError::new(&args.module, e.to_string()))?;
     tracing::info!(module = %args.module.display(), digest = %loaded.module.digest(), origin = ?loaded.origin, elapsed = ?loaded.elapsed, "module loaded");
+    let manifest = args.reconciler.as_deref().map(read_manifest).transpose()?;
     let name = args
         .name
         .clone()
+        .or_else(|| manifest.as_ref().map(|(key, _)| key.name.clone()))
         .unwrap_or_else(|| module_name(&args.module));
     let rendered = render::render(
         &loaded.module,
@@ -80,7 +123,67 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         &policy.rules,
     )
     .with_context(|| format!("reconciler `{name}` ({})", args.module.display()))?;
-    print(&rendered, args.output)
+    let decorator = match (args.mode, &manifest) {
+        (Some(mode), _) => mode == RenderMode::Decorator,
+        (None, Some((_, spec))) => spec.mode == Mode::Decorator,
+        (None, None) => false,
+    };
+    let plan = if args.plan {
+        let namespace = observed.parent["metadata"]["namespace"].as_str();
+        let (key, rules) = match &manifest {
+            Some((key, spec)) => (key.clone(), spec.children.clone()),
+            None => (
+                namespace.map_or_else(
+                    || ReconcilerKey::cluster(&name),
+                    |namespace| ReconcilerKey::namespaced(namespace, &name),
+                ),
+                Vec::new(),
+            ),
+        };
+        let writes = plan::offline_plan(
+            &key,
+            &observed.parent,
+            &rules,
+            &observed.children,
+            &rendered.children,
+        )?;
+        Some(writes)
+    } else {
+        None
+    };
+    let output = Output {
+        rendered: &rendered,
+        status_ignored: decorator && rendered.status.is_some(),
+        plan,
+    };
+    print(&output, args.output)
+}
+
+/// The key and spec of a Reconciler or ClusterReconciler manifest.
+fn read_manifest(path: &std::path::Path) -> Result<(ReconcilerKey, ReconcilerSpec), InputError> {
+    let document = inputs::read_value(path)?;
+    let invalid = |problem: String| InputError::new(path, problem);
+    let name = document["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| invalid("has no `metadata.name`".into()))?;
+    let key = match document["kind"].as_str() {
+        Some("Reconciler") => ReconcilerKey::namespaced(
+            document["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default"),
+            name,
+        ),
+        Some("ClusterReconciler") => ReconcilerKey::cluster(name),
+        _ => {
+            return Err(invalid(
+                "is not a Reconciler or ClusterReconciler manifest".into(),
+            ));
+        }
+    };
+    let spec = ReconcilerSpec::deserialize(&document["spec"])
+        .map_err(|error| invalid(format!("`spec`: {error}")))?;
+    crate::crd::check(&spec).map_err(|error| invalid(error.to_string()))?;
+    Ok((key, spec))
 }
 
 fn read_all(paths: &[PathBuf]) -> Result<Vec<Value>, InputError> {
@@ -98,8 +201,8 @@ fn module_name(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "reconciler".into())
 }
 
-fn print(rendered: &Rendered, format: Format) -> anyhow::Result<()> {
-    match write_output(rendered, format) {
+fn print(output: &Output, format: Format) -> anyhow::Result<()> {
+    match write_output(output, format) {
         // The reader went away (`sous render ... | head`): not our failure.
         Err(error)
             if error
@@ -112,11 +215,12 @@ fn print(rendered: &Rendered, format: Format) -> anyhow::Result<()> {
     }
 }
 
-fn write_output(rendered: &Rendered, format: Format) -> anyhow::Result<()> {
+fn write_output(output: &Output, format: Format) -> anyhow::Result<()> {
+    let rendered = output.rendered;
     let mut stdout = std::io::stdout().lock();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut stdout, rendered)?;
+            serde_json::to_writer_pretty(&mut stdout, output)?;
             writeln!(stdout)?;
         }
         Format::Yaml => {
@@ -125,7 +229,20 @@ fn write_output(rendered: &Rendered, format: Format) -> anyhow::Result<()> {
             }
             let mut stderr = std::io::stderr().lock();
             if let Some(status) = &rendered.status {
-                writeln!(stderr, "status: {status}")?;
+                if output.status_ignored {
+                    writeln!(
+                        stderr,
+                        "status (ignored: a Decorator never writes its parent's status): {status}"
+                    )?;
+                } else {
+                    writeln!(stderr, "status: {status}")?;
+                }
+            }
+            for write in output.plan.iter().flatten() {
+                match &write.why {
+                    Some(why) => writeln!(stderr, "plan: {} {}: {why}", write.action, write.child)?,
+                    None => writeln!(stderr, "plan: {} {}", write.action, write.child)?,
+                }
             }
             for event in &rendered.events {
                 writeln!(

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::{CacheArgs, LimitArgs, policy};
+use super::{CacheArgs, LimitArgs, plan, policy};
+use crate::crd::{ChildSpec, Mode, ReconcilerKey};
 use crate::inputs::{self, InputError};
 use crate::policy::Policy;
 use crate::render;
@@ -65,6 +66,18 @@ struct SuiteFile {
     /// `--namespaced` does for every suite).
     #[serde(default)]
     namespaced: bool,
+    /// `Decorator`: a status the guest answers is recorded as ignored
+    /// (`statusIgnored: true`), as the host ignores it.
+    #[serde(default)]
+    mode: Mode,
+    /// The child kinds' rules, as in `spec.children` (update strategy,
+    /// delete policy), for the plan.
+    #[serde(default)]
+    children: Vec<ChildSpec>,
+    /// Record in each case's outcome the writes the host would make
+    /// (`plan:`), the case's observed children taken as its own.
+    #[serde(default)]
+    plan: bool,
 }
 
 fn default_cases() -> PathBuf {
@@ -132,6 +145,9 @@ struct Suite {
     module: Arc<LoadedModule>,
     policy: Policy,
     cases: Vec<PathBuf>,
+    mode: Mode,
+    /// The rules of the plan, when the suite records one.
+    plan: Option<Vec<ChildSpec>>,
 }
 
 fn run_suite(runtime: &Runtime, dir: &Path, policy: &Policy, args: &TestArgs, tally: &mut Tally) {
@@ -240,6 +256,8 @@ fn load_suite(
         module,
         policy,
         cases,
+        mode: file.mode,
+        plan: file.plan.then_some(file.children),
     })
 }
 
@@ -253,7 +271,26 @@ fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<S
         &suite.policy.limits,
         &suite.policy.rules,
     );
-    let actual = render::outcome_value(&outcome);
+    let mut actual = render::outcome_value(&outcome);
+    if let Ok(rendered) = &outcome {
+        if suite.mode == Mode::Decorator && rendered.status.is_some() {
+            actual["statusIgnored"] = Value::Bool(true);
+        }
+        if let Some(rules) = &suite.plan {
+            let key = match observed.parent["metadata"]["namespace"].as_str() {
+                Some(namespace) => ReconcilerKey::namespaced(namespace, &suite.name),
+                None => ReconcilerKey::cluster(&suite.name),
+            };
+            let writes = plan::offline_plan(
+                &key,
+                &observed.parent,
+                rules,
+                &observed.children,
+                &rendered.children,
+            )?;
+            actual["plan"] = serde_json::to_value(writes)?;
+        }
+    }
     let expected_path = case.join(EXPECTED_FILE);
     if update {
         std::fs::write(&expected_path, to_yaml(&actual))
