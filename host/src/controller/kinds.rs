@@ -5,7 +5,7 @@ use kube::Client;
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
 
-use crate::crd::{ReconcilerSpec, RelatedKind, TypeMeta};
+use crate::crd::{ChildSpec, DeletePolicy, ReconcilerSpec, RelatedKind, TypeMeta};
 use crate::validate::TypeRef;
 
 /// One kind as the API server serves it.
@@ -64,6 +64,18 @@ pub enum KindError {
         /// The kind.
         kind: String,
     },
+    /// A child kind's rules need a verb the API server does not serve for it.
+    #[error(
+        "child kind {kind} has `{rule}`, which needs the `{verb}` verb, and the API server does not serve it for that kind; remove the rule"
+    )]
+    RuleUnsupported {
+        /// The kind.
+        kind: String,
+        /// The rule, as written in YAML.
+        rule: &'static str,
+        /// The verb it needs.
+        verb: &'static str,
+    },
     /// Discovery itself failed.
     #[error("discovery of {kind} failed: {source}")]
     Discovery {
@@ -81,6 +93,7 @@ impl KindError {
             Self::NotFound { role: "parent", .. } => "ParentKindNotFound",
             Self::NotFound { role: "child", .. } => "ChildKindNotFound",
             Self::NotFound { .. } => "RelatedKindNotFound",
+            Self::RuleUnsupported { .. } => "InvalidSpec",
             Self::Discovery { .. } => "DiscoveryFailed",
         }
     }
@@ -91,7 +104,9 @@ pub async fn resolve(client: &Client, spec: &ReconcilerSpec) -> Result<Kinds, Ki
     let parent = resolve_parent(client, spec).await?;
     let mut children = Vec::with_capacity(spec.children.len());
     for child in &spec.children {
-        children.push(resolve_one(client, "child", &child.type_meta()).await?);
+        let (resource, capabilities) = discover(client, "child", &child.type_meta()).await?;
+        check_rules(child, &capabilities)?;
+        children.push(kind_of(resource, &capabilities));
     }
     let mut related = Vec::with_capacity(spec.related.len());
     for kind in &spec.related {
@@ -121,6 +136,46 @@ async fn resolve_one(
     role: &'static str,
     type_meta: &TypeMeta,
 ) -> Result<Kind, KindError> {
+    let (resource, capabilities) = discover(client, role, type_meta).await?;
+    Ok(kind_of(resource, &capabilities))
+}
+
+/// The verbs a child kind's rules need beyond applying and pruning: a
+/// release patches, a recreate deletes.
+fn check_rules(child: &ChildSpec, capabilities: &ApiCapabilities) -> Result<(), KindError> {
+    let needs = [
+        (
+            child.delete_policy == DeletePolicy::Orphan,
+            "deletePolicy: Orphan",
+            "patch",
+        ),
+        (
+            child.update_method().recreates(),
+            "updateStrategy.method: Recreate",
+            "delete",
+        ),
+    ];
+    for (rule, verb) in needs
+        .into_iter()
+        .filter(|(applies, ..)| *applies)
+        .map(|(_, rule, verb)| (rule, verb))
+    {
+        if !capabilities.operations.iter().any(|served| served == verb) {
+            return Err(KindError::RuleUnsupported {
+                kind: format!("{}/{}", child.api_version, child.kind),
+                rule,
+                verb,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn discover(
+    client: &Client,
+    role: &'static str,
+    type_meta: &TypeMeta,
+) -> Result<(ApiResource, ApiCapabilities), KindError> {
     let (group, version) = match type_meta.api_version.rsplit_once('/') {
         Some((group, version)) => (group, version),
         None => ("", type_meta.api_version.as_str()),
@@ -128,7 +183,7 @@ async fn resolve_one(
     let gvk = GroupVersionKind::gvk(group, version, &type_meta.kind);
     let kind = format!("{}/{}", type_meta.api_version, type_meta.kind);
     match discovery::pinned_kind(client, &gvk).await {
-        Ok((resource, capabilities)) => Ok(kind_of(resource, &capabilities)),
+        Ok(found) => Ok(found),
         Err(error) if is_not_found(&error) => Err(KindError::NotFound { role, kind }),
         Err(source) => Err(KindError::Discovery { kind, source }),
     }
@@ -150,5 +205,40 @@ fn is_not_found(error: &kube::Error) -> bool {
         kube::Error::Api(status) => status.code == 404,
         kube::Error::Discovery(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_rule_needing_an_unserved_verb_is_refused() {
+        let child: ChildSpec = serde_json::from_value(json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "deletePolicy": "Orphan", "updateStrategy": {"method": "Recreate"},
+        }))
+        .unwrap();
+        let capabilities = |verbs: &[&str]| ApiCapabilities {
+            scope: Scope::Cluster,
+            subresources: Vec::new(),
+            operations: verbs.iter().map(|v| v.to_string()).collect(),
+        };
+        let error = check_rules(&child, &capabilities(&["create"])).unwrap_err();
+        assert_eq!(error.reason(), "InvalidSpec");
+        assert!(
+            error
+                .to_string()
+                .contains("`deletePolicy: Orphan`, which needs the `patch` verb"),
+            "{error}"
+        );
+        let error = check_rules(&child, &capabilities(&["create", "patch"])).unwrap_err();
+        assert!(
+            error.to_string().contains("needs the `delete` verb"),
+            "{error}"
+        );
+        assert!(check_rules(&child, &capabilities(&["patch", "delete"])).is_ok());
     }
 }
