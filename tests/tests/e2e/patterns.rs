@@ -147,11 +147,11 @@ pub async fn parent_selector_picks_and_lets_go(env: Env) -> anyhow::Result<()> {
 
     // blue leaves the selector: finalize, children deleted, finalizer gone.
     world
-        .merge(
-            "example.sous.dev/v1",
-            "Hostile",
+        .set_label(
+            ("example.sous.dev/v1", "Hostile"),
             "blue",
-            json!({"metadata": {"labels": {"team": "yellow"}}}),
+            "team",
+            Some("yellow"),
         )
         .await;
     world
@@ -175,11 +175,11 @@ pub async fn parent_selector_picks_and_lets_go(env: Env) -> anyhow::Result<()> {
     assert!(note.contains("finalize answered done"), "{note}");
     // red joins it: reconciled at once.
     world
-        .merge(
-            "example.sous.dev/v1",
-            "Hostile",
+        .set_label(
+            ("example.sous.dev/v1", "Hostile"),
             "red",
-            json!({"metadata": {"labels": {"team": "green"}}}),
+            "team",
+            Some("green"),
         )
         .await;
     world.wait_parent("Hostile", "red", "True", None).await;
@@ -520,11 +520,9 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
         .await;
     let (payments, other) = (format!("{ns}-pay"), format!("{ns}-other"));
     world
-        .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": payments, "labels": {TRIAL: ns, "team": "payments"}}}))
+        .namespace(&payments, json!({TRIAL: ns, "team": "payments"}))
         .await;
-    world
-        .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other, "labels": {TRIAL: ns}}}))
-        .await;
+    world.namespace(&other, json!({TRIAL: ns})).await;
     let _host = tenancy_host(&world);
     let team = world.in_namespace(&payments);
     team.wait_object(
@@ -581,12 +579,7 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
 
     // The label goes: so do the attachments.
     world
-        .merge(
-            "v1",
-            "Namespace",
-            &payments,
-            json!({"metadata": {"labels": {"team": null}}}),
-        )
+        .set_label(("v1", "Namespace"), &payments, "team", None)
         .await;
     team.wait_gone(
         "the NetworkPolicy of a namespace that left",
@@ -622,11 +615,12 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
 pub async fn secrets_propagate_and_copies_are_released(env: Env) -> anyhow::Result<()> {
     let world = World::new(env).await;
     let ns = world.ns.clone();
-    let crd = std::fs::read_to_string(
-        sous_tests::guests::repo_root().join("tests/fixtures/secretpropagation-crd.yaml"),
-    )?;
-    envtest::apply_yaml(&world.client, &crd, None).await?;
-    envtest::wait_crd_established(&world.client, "secretpropagations.example.sous.dev").await;
+    world
+        .install_crd(
+            "secretpropagation-crd.yaml",
+            "secretpropagations.example.sous.dev",
+        )
+        .await;
     let python = std::fs::read(sous_tests::guests::component(
         "python",
         "secret-propagation",
@@ -668,9 +662,7 @@ pub async fn secrets_propagate_and_copies_are_released(env: Env) -> anyhow::Resu
         if let Some(tier) = tier {
             labels["tier"] = json!(tier);
         }
-        world
-            .apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}))
-            .await;
+        world.namespace(namespace, labels).await;
     }
     let _host = tenancy_host(&world);
     world
@@ -712,12 +704,7 @@ pub async fn secrets_propagate_and_copies_are_released(env: Env) -> anyhow::Resu
 
     // A namespace leaves the selector: its copy is released, not deleted.
     world
-        .merge(
-            "v1",
-            "Namespace",
-            &batch,
-            json!({"metadata": {"labels": {"tier": null}}}),
-        )
+        .set_label(("v1", "Namespace"), &batch, "tier", None)
         .await;
     world
         .in_namespace(&batch)
@@ -829,11 +816,11 @@ pub async fn a_parent_that_left_while_the_host_was_away_is_let_go(env: Env) -> a
     world.wait_parent("Hostile", "leaver", "True", None).await;
     host.stop()?;
     world
-        .merge(
-            "example.sous.dev/v1",
-            "Hostile",
+        .set_label(
+            ("example.sous.dev/v1", "Hostile"),
             "leaver",
-            json!({"metadata": {"labels": {"selected": "no"}}}),
+            "selected",
+            Some("no"),
         )
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -868,11 +855,9 @@ pub async fn a_parent_that_left_while_the_host_was_away_is_let_go(env: Env) -> a
 /// is deleted and created anew with the new data.
 pub async fn immutable_config_is_recreated(env: Env) -> anyhow::Result<()> {
     let world = World::new(env).await;
-    let crd = std::fs::read_to_string(
-        sous_tests::guests::repo_root().join("tests/fixtures/appconfig-crd.yaml"),
-    )?;
-    envtest::apply_yaml(&world.client, &crd, None).await?;
-    envtest::wait_crd_established(&world.client, "appconfigs.example.sous.dev").await;
+    world
+        .install_crd("appconfig-crd.yaml", "appconfigs.example.sous.dev")
+        .await;
     let js = std::fs::read(sous_tests::guests::component("js", "app-config"))?;
     let module = world.upload("app-config", &js).await;
     let spec = |method: &str| {

@@ -241,6 +241,37 @@ impl World {
             .unwrap_or_else(|e| panic!("patching {kind} {name}: {e}"));
     }
 
+    /// Sets label `key` of an object to `value`, or removes it (`None`).
+    pub async fn set_label(
+        &self,
+        (api_version, kind): (&str, &str),
+        name: &str,
+        key: &str,
+        value: Option<&str>,
+    ) {
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        self.merge(api_version, kind, name, patch).await;
+    }
+
+    /// Creates namespace `name` with `labels`.
+    pub async fn namespace(&self, name: &str, labels: Value) {
+        self.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}))
+            .await;
+    }
+
+    /// Installs the CRD of `tests/fixtures/<file>` and waits until `name`
+    /// is established.
+    pub async fn install_crd(&self, file: &str, name: &str) {
+        let path = sous_tests::guests::repo_root()
+            .join("tests/fixtures")
+            .join(file);
+        let crd = std::fs::read_to_string(&path).expect("reading a CRD fixture");
+        envtest::apply_yaml(&self.client, &crd, None)
+            .await
+            .expect("installing a CRD fixture");
+        envtest::wait_crd_established(&self.client, name).await;
+    }
+
     /// Deletes an object (no error if absent).
     pub async fn delete(&self, api_version: &str, kind: &str, name: &str) {
         let _ = self
