@@ -40,6 +40,12 @@ pub const GROUP: &str = "sous.dev";
     category = "sous",
     printcolumn(name = "Parent", type_ = "string", json_path = ".spec.parent.kind"),
     printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.mode",
+        priority = "1"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -73,6 +79,12 @@ pub struct NamespacedSpec(pub ReconcilerSpec);
     shortname = "crec",
     category = "sous",
     printcolumn(name = "Parent", type_ = "string", json_path = ".spec.parent.kind"),
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.mode",
+        priority = "1"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",

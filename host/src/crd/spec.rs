@@ -21,6 +21,7 @@ pub struct ReconcilerSpec {
     /// else's object of any kind; the host adds children (attachments) and
     /// never writes its status.
     #[serde(default, skip_serializing_if = "is_default")]
+    #[schemars(extend("default" = "Composite"))]
     pub mode: Mode,
     /// Which parents to reconcile: only those whose labels match (all
     /// when absent). A parent that stops matching is treated as leaving.
