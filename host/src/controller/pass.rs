@@ -49,7 +49,7 @@ pub struct Spine {
     /// Writes whose watch events must not trigger another pass.
     pub own_writes: Arc<OwnWrites>,
     /// Consecutive retryable failures per parent UID.
-    pub failures: Mutex<HashMap<String, u32>>,
+    pub failures: Mutex<HashMap<String, Failures>>,
     /// Recent restores of drifted children.
     pub drift: DriftGuard,
     /// Decorated parents already told that their guest's status is ignored.
@@ -130,18 +130,43 @@ pub async fn reconcile(parent: Arc<DynamicObject>, spine: Arc<Spine>) -> Result<
     result
 }
 
-/// The controller's error policy: exponential backoff per parent.
+/// The controller's error policy: exponential backoff per parent, counted
+/// apart for transient failures (capped at a few seconds) and for the
+/// others, so that an outage's many transient failures do not make the
+/// first other failure after it wait minutes (an API server that has just
+/// come back may refuse a request or two while its RBAC caches fill).
 pub fn error_policy(parent: Arc<DynamicObject>, error: &PassError, spine: Arc<Spine>) -> Action {
     let uid = parent.metadata.uid.clone().unwrap_or_default();
     let mut failures = spine.failures.lock().expect("failures lock");
-    let count = failures.entry(uid).or_default();
-    *count = count.saturating_add(1);
-    let wait = backoff(*count);
-    Action::requeue(if error.is_transient() {
-        wait.min(TRANSIENT_RETRY_MAX)
-    } else {
-        wait
-    })
+    Action::requeue(
+        failures
+            .entry(uid)
+            .or_default()
+            .next_wait(error.is_transient()),
+    )
+}
+
+/// Consecutive failed passes of one parent, by kind of failure.
+#[derive(Debug, Default)]
+pub struct Failures {
+    /// Transient failures (see [`PassError::is_transient`]).
+    transient: u32,
+    /// Every other failure.
+    other: u32,
+}
+
+impl Failures {
+    /// Counts one more failure and returns how long to wait before the
+    /// next pass.
+    fn next_wait(&mut self, transient: bool) -> Duration {
+        if transient {
+            self.transient = self.transient.saturating_add(1);
+            backoff(self.transient).min(TRANSIENT_RETRY_MAX)
+        } else {
+            self.other = self.other.saturating_add(1);
+            backoff(self.other)
+        }
+    }
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -494,5 +519,15 @@ mod tests {
             .map(|n| backoff(n).as_secs())
             .to_vec();
         assert_eq!(delays, [1, 2, 4, 8, 256, 300, 300]);
+    }
+
+    #[test]
+    fn an_outages_transient_failures_do_not_lengthen_the_next_other_failure() {
+        let mut failures = Failures::default();
+        let outage: Vec<u64> = (0..6).map(|_| failures.next_wait(true).as_secs()).collect();
+        assert_eq!(outage, [1, 2, 4, 5, 5, 5]);
+        // The API server is back but refuses once (its RBAC caches filling).
+        assert_eq!(failures.next_wait(false), Duration::from_secs(1));
+        assert_eq!(failures.next_wait(false), Duration::from_secs(2));
     }
 }
