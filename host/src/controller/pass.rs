@@ -305,6 +305,7 @@ pub(super) async fn write_children(
         reconciler: &spine.setup.key,
         parent_uid: parent.metadata.uid.as_deref().unwrap_or_default(),
         parent: &parent_name,
+        metrics: &spine.setup.metrics,
     };
     let written = writer.write(&plan).await?;
     announce(parent, spine, &written).await;

@@ -21,6 +21,7 @@ use super::pass::PassError;
 use super::plan::{ChildKinds, Step, WritePlan};
 use super::prune;
 use crate::crd::ReconcilerKey;
+use crate::telemetry::{ChildWrite, Metrics};
 
 /// Writes of one plan in flight at once.
 const CONCURRENT_WRITES: usize = 8;
@@ -45,6 +46,8 @@ pub struct Writer<'a> {
     pub parent_uid: &'a str,
     /// The parent, as `namespace/name` (for logs).
     pub parent: &'a str,
+    /// Where writes are counted.
+    pub metrics: &'a Metrics,
 }
 
 /// What a written plan did besides applying and pruning, for the parent's
@@ -78,6 +81,17 @@ impl Writer<'_> {
             if let Step::Release { kind, object } = step {
                 written.released.push(self.describe(*kind, object));
             }
+        }
+        let label = self.reconciler.label_value();
+        let actions = plan.steps.iter().map(|step| match step {
+            Step::Apply { .. } => ChildWrite::Apply,
+            Step::Recreate { .. } => ChildWrite::Recreate,
+            Step::Prune { .. } => ChildWrite::Prune,
+            Step::Release { .. } => ChildWrite::Release,
+        });
+        let adoptions = written.adopted.iter().map(|_| ChildWrite::Adopt);
+        for action in actions.chain(adoptions) {
+            self.metrics.child_written(&label, action);
         }
         Ok(written)
     }

@@ -30,6 +30,49 @@ impl EncodeLabelValue for Outcome {
     }
 }
 
+/// What a write of a child did, as counted by `sous_child_writes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildWrite {
+    /// Server-side applied (created, changed or restored).
+    Apply,
+    /// Deleted and created anew (`Recreate`).
+    Recreate,
+    /// Deleted as no longer desired.
+    Prune,
+    /// Released as no longer desired (`deletePolicy: Orphan`).
+    Release,
+    /// An existing object adopted (`adopt: IfUnowned`).
+    Adopt,
+}
+
+impl ChildWrite {
+    const ALL: [Self; 5] = [
+        Self::Apply,
+        Self::Recreate,
+        Self::Prune,
+        Self::Release,
+        Self::Adopt,
+    ];
+}
+
+impl EncodeLabelValue for ChildWrite {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(match self {
+            Self::Apply => "apply",
+            Self::Recreate => "recreate",
+            Self::Prune => "prune",
+            Self::Release => "release",
+            Self::Adopt => "adopt",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WriteLabels {
+    reconciler: String,
+    action: ChildWrite,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReconcilerLabel {
     reconciler: String,
@@ -75,6 +118,7 @@ pub struct Metrics {
     guest_call_duration: HistogramFamily,
     queue_depth: Family<ReconcilerLabel, Gauge>,
     modules_loaded: Gauge,
+    child_writes: Family<WriteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -126,8 +170,15 @@ impl Metrics {
             "Compiled modules held in memory",
             modules_loaded.clone(),
         );
+        let child_writes = Family::default();
+        registry.register(
+            "sous_child_writes",
+            "Writes of children made (dry runs not counted), by action",
+            child_writes.clone(),
+        );
         Self {
             registry,
+            child_writes,
             reconciles,
             reconcile_duration,
             errors,
@@ -163,6 +214,16 @@ impl Metrics {
             .get_or_create(&ErrorLabels {
                 reconciler: reconciler.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one write of a child.
+    pub fn child_written(&self, reconciler: &str, action: ChildWrite) {
+        self.child_writes
+            .get_or_create(&WriteLabels {
+                reconciler: reconciler.to_string(),
+                action,
             })
             .inc();
     }
@@ -212,6 +273,12 @@ impl Metrics {
             self.errors.remove(&ErrorLabels {
                 reconciler: reconciler.to_string(),
                 reason,
+            });
+        }
+        for action in ChildWrite::ALL {
+            self.child_writes.remove(&WriteLabels {
+                reconciler: reconciler.to_string(),
+                action,
             });
         }
         let label = label(reconciler);
@@ -268,6 +335,9 @@ mod tests {
         metrics.error("ns.app", "OutOfFuel");
         metrics.guest_call_finished("ns.app", Duration::from_micros(40));
         metrics.set_modules_loaded(2);
+        metrics.child_written("ns.app", ChildWrite::Recreate);
+        metrics.child_written("ns.app", ChildWrite::Release);
+        metrics.child_written("ns.app", ChildWrite::Release);
         let text = metrics.encode();
 
         assert!(
@@ -297,6 +367,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sous_modules_loaded 2"), "{text}");
+        assert!(
+            text.contains(r#"sous_child_writes_total{reconciler="ns.app",action="release"} 2"#),
+            "{text}"
+        );
+        metrics.forget("ns.app");
+        assert!(!metrics.encode().contains("sous_child_writes_total{"));
         assert!(
             text.contains("# UNIT sous_guest_call_duration_seconds seconds"),
             "{text}"

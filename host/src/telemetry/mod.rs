@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub use health::{Health, serve};
-pub use metrics::{Metrics, Outcome, QueueGuard};
+pub use metrics::{ChildWrite, Metrics, Outcome, QueueGuard};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -11,7 +11,7 @@ use sous_tests::envtest;
 use sous_tests::guests::guest_bytes;
 
 use crate::Env;
-use crate::support::{CONVERGE, World, condition_field, hostile};
+use crate::support::{CONVERGE, World, condition_field, hostile, http_get};
 use crate::tenancy::{TRIAL, tenancy_host};
 
 /// The spec of a Reconciler of Hostile parents with `children` rules and
@@ -199,7 +199,7 @@ pub async fn orphaned_children_survive(env: Env) -> anyhow::Result<()> {
         json!({}),
     )
     .await;
-    let _host = world.host("orphans");
+    let (_host, endpoints) = world.host_with_endpoints("orphans");
     world
         .apply(echo(
             "keeper",
@@ -249,6 +249,11 @@ pub async fn orphaned_children_survive(env: Env) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(world.get("v1", "ConfigMap", "kept").await.is_some());
     assert!(world.get("v1", "ConfigMap", "dropped").await.is_some());
+    // Two releases counted: the dropped child, then the parent's last one.
+    let (_, metrics) = http_get(endpoints, "/metrics").await;
+    let label = format!("{}.orphans", world.ns);
+    let releases = format!(r#"sous_child_writes_total{{reconciler="{label}",action="release"}} 2"#);
+    assert!(metrics.contains(&releases), "{metrics}");
     Ok(())
 }
 
