@@ -268,10 +268,6 @@ pub(super) struct ChildrenWritten {
     pub again_in: Option<Duration>,
 }
 
-/// How soon a pass that waits for a child (a rolling update, a recreate)
-/// looks again.
-const WAITING_RETRY: Duration = Duration::from_secs(1);
-
 /// Plans the writes that make the observed children the desired ones, holds
 /// back restores of drifted children past their limit, checks the whole
 /// plan with a dry run, then makes it, and records an event for every
@@ -312,8 +308,8 @@ pub(super) async fn write_children(
     let waiting = plan
         .held
         .iter()
-        .any(|held| held.why.is_waiting())
-        .then_some(WAITING_RETRY);
+        .filter_map(|held| held.why.recheck_after())
+        .min();
     Ok(ChildrenWritten {
         held: plan.held,
         again_in: held_back.into_iter().chain(waiting).min(),

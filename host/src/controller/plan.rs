@@ -5,6 +5,7 @@
 //! whole plan with a server-side dry run, then executes it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::DynamicObject;
 use serde_json::Value;
@@ -91,16 +92,39 @@ pub enum HeldBecause {
         child: String,
         /// Why it is not ready.
         why: String,
+        /// Whether that child is changed by this very pass.
+        changed_now: bool,
     },
     /// The object is still being deleted (a recreate in progress).
     Deleting,
 }
 
+/// How soon a pass that waits for its own write (a child it changed or is
+/// deleting) looks again: the watch events of the host's own writes trigger
+/// nothing.
+const RECHECK_OWN_WRITE: Duration = Duration::from_secs(1);
+/// How soon a pass that waits for a child someone else is bringing to
+/// readiness looks again, in case no status change announces it (the
+/// child's status changes trigger a pass by themselves).
+const RECHECK_READINESS: Duration = Duration::from_secs(30);
+
 impl HeldBecause {
-    /// Whether the host should look again soon by itself: no watch event
-    /// announces what it waits for once its own writes are filtered.
+    /// Whether the parent is still on its way (a rollout or a recreate),
+    /// rather than left as it is on purpose (`OnDelete`).
     pub fn is_waiting(&self) -> bool {
         !matches!(self, Self::OnDelete)
+    }
+
+    /// When the host should look again by itself, if at all.
+    pub fn recheck_after(&self) -> Option<Duration> {
+        match self {
+            Self::OnDelete => None,
+            Self::Deleting
+            | Self::Rolling {
+                changed_now: true, ..
+            } => Some(RECHECK_OWN_WRITE),
+            Self::Rolling { .. } => Some(RECHECK_READINESS),
+        }
     }
 }
 
@@ -112,7 +136,9 @@ impl std::fmt::Display for Held {
                 f,
                 "{child} differs from its desired state but is updated only when deleted (OnDelete)"
             ),
-            HeldBecause::Rolling { child: busy, why } => {
+            HeldBecause::Rolling {
+                child: busy, why, ..
+            } => {
                 write!(f, "{child} waits for {busy} to be ready ({why})")
             }
             HeldBecause::Deleting => write!(f, "{child} is being deleted, to be created anew"),
@@ -293,14 +319,15 @@ fn roll<'a>(
         })
     });
     let mut changes = changes.into_iter();
-    let mut waiting_for = busy;
+    let mut waiting_for = busy.map(|(child, why)| (child, why, false));
     if waiting_for.is_none()
         && let Some(first) = changes.next()
     {
-        waiting_for = Some((describe_step(kind, &first), "being changed now".to_string()));
+        let child = describe_step(kind, &first);
+        waiting_for = Some((child, "being changed now".to_string(), true));
         plan.steps.push(first);
     }
-    let Some((busy, why)) = waiting_for else {
+    let Some((busy, why, changed_now)) = waiting_for else {
         return;
     };
     for change in changes {
@@ -309,6 +336,7 @@ fn roll<'a>(
             why: HeldBecause::Rolling {
                 child: busy.clone(),
                 why: why.clone(),
+                changed_now,
             },
         });
     }
@@ -608,6 +636,12 @@ mod tests {
                 "ConfigMap shop/c waits for ConfigMap shop/a to be ready (being changed now)",
             ]
         );
+        // The host changed `a` itself: its own write triggers nothing.
+        assert!(
+            plan.held
+                .iter()
+                .all(|held| held.why.recheck_after() == Some(RECHECK_OWN_WRITE))
+        );
         // `a` was changed and is not ready yet: nothing else changes.
         let one_settling = vec![vec![
             fixture.observed(&desired("a", "2"), settling),
@@ -628,6 +662,13 @@ mod tests {
             ]
         );
         assert!(plan.held.iter().all(|held| held.why.is_waiting()));
+        // Someone else brings `a` to readiness; its status changes trigger
+        // passes, so the host looks again by itself only as a safety net.
+        assert!(
+            plan.held
+                .iter()
+                .all(|held| held.why.recheck_after() == Some(RECHECK_READINESS))
+        );
         // Once `a` is ready, `b` goes, in place.
         let a_ready = vec![vec![
             fixture.observed(&desired("a", "2"), ready.clone()),
