@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use kube::api::{DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams, ObjectMeta};
 use kube::core::{Selector, SelectorExt as _};
 use kube::runtime::watcher::Event;
 use tokio::sync::mpsc;
@@ -57,10 +57,11 @@ impl Departures {
         (departures, candidates)
     }
 
-    /// Whether the selector selects `parent` (always, without a selector).
-    pub fn selects(&self, parent: &DynamicObject) -> bool {
+    /// Whether the selector selects the parent of `metadata` (always,
+    /// without a selector).
+    pub fn selects(&self, metadata: &ObjectMeta) -> bool {
         let empty = BTreeMap::new();
-        let labels = parent.metadata.labels.as_ref().unwrap_or(&empty);
+        let labels = metadata.labels.as_ref().unwrap_or(&empty);
         self.selector
             .as_ref()
             .is_none_or(|selector| selector.matches(labels))
@@ -69,7 +70,7 @@ impl Departures {
     /// Queues `parent` to be checked and let go of if it left.
     pub fn candidate(&self, parent: &DynamicObject) {
         if self.selector.is_some() {
-            let _ = self.queue.send(name_of(parent));
+            let _ = self.queue.send(name_of(&parent.metadata));
         }
     }
 
@@ -82,18 +83,18 @@ impl Departures {
         let mut listed = self.listed.lock().expect("departures lock");
         match event {
             Event::Apply(parent) => {
-                listed.seen.insert(name_of(parent));
+                listed.seen.insert(name_of(&parent.metadata));
             }
             Event::Delete(parent) => {
-                listed.seen.remove(&name_of(parent));
-                let _ = self.queue.send(name_of(parent));
+                listed.seen.remove(&name_of(&parent.metadata));
+                let _ = self.queue.send(name_of(&parent.metadata));
             }
             Event::Init => listed.relisting = Some(HashSet::new()),
             Event::InitApply(parent) => {
                 listed
                     .relisting
                     .get_or_insert_with(HashSet::new)
-                    .insert(name_of(parent));
+                    .insert(name_of(&parent.metadata));
             }
             Event::InitDone => {
                 let now = listed.relisting.take().unwrap_or_default();
@@ -106,10 +107,10 @@ impl Departures {
     }
 }
 
-fn name_of(parent: &DynamicObject) -> ParentName {
+fn name_of(metadata: &ObjectMeta) -> ParentName {
     (
-        parent.metadata.namespace.clone(),
-        parent.metadata.name.clone().unwrap_or_default(),
+        metadata.namespace.clone(),
+        metadata.name.clone().unwrap_or_default(),
     )
 }
 
@@ -155,30 +156,15 @@ async fn sweep(spine: &Spine) {
         }
     };
     for parent in parents {
-        let empty = BTreeMap::new();
-        let labels = parent.metadata.labels.as_ref().unwrap_or(&empty);
-        let uid = parent.metadata.uid.as_deref().unwrap_or_default();
-        let outside = spine
-            .departures
-            .selector
-            .as_ref()
-            .is_some_and(|selector| !selector.matches(labels));
-        let held = parent
-            .metadata
-            .finalizers
-            .iter()
-            .flatten()
-            .any(|f| f == FINALIZER)
+        let metadata = &parent.metadata;
+        let uid = metadata.uid.as_deref().unwrap_or_default();
+        let held = finalizer::has(metadata, FINALIZER)
             || spine
                 .children
                 .iter()
                 .any(|child| !child.index.children_of(uid).is_empty());
-        if outside && held {
-            let name = (
-                parent.metadata.namespace.clone(),
-                parent.metadata.name.clone().unwrap_or_default(),
-            );
-            let _ = spine.departures.queue.send(name);
+        if held && !spine.departures.selects(metadata) {
+            let _ = spine.departures.queue.send(name_of(metadata));
         }
     }
 }
@@ -199,8 +185,8 @@ async fn depart(spine: &Weak<Spine>, (namespace, name): &ParentName) {
                 let deleting = finalizer::deleting(&parent);
                 // A selected parent is the controller's, deleted or not; a
                 // deleted one without the host's finalizer needs nothing.
-                if spine.departures.selects(&parent)
-                    || (deleting && !finalizer::has(&parent, FINALIZER))
+                if spine.departures.selects(&parent.metadata)
+                    || (deleting && !finalizer::has(&parent.metadata, FINALIZER))
                 {
                     return;
                 }

@@ -2,20 +2,15 @@
 //! parent lives, removed once the guest's `finalize` answered done), and
 //! `sous.dev/release-parents` on the Reconcilers that put it there.
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, ObjectMeta, Patch, PatchParams};
 use serde_json::json;
 
 use super::apply::api_for;
 use super::kinds::Kind;
 
-/// Whether `object` carries finalizer `name`.
-pub fn has(object: &DynamicObject, name: &str) -> bool {
-    object
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .any(|f| f == name)
+/// Whether the object of `metadata` carries finalizer `name`.
+pub fn has(metadata: &ObjectMeta, name: &str) -> bool {
+    metadata.finalizers.iter().flatten().any(|f| f == name)
 }
 
 /// Whether `parent` is being deleted.
@@ -30,7 +25,7 @@ pub async fn add(
     object: &DynamicObject,
     name: &str,
 ) -> kube::Result<()> {
-    if has(object, name) {
+    if has(&object.metadata, name) {
         return Ok(());
     }
     let mut finalizers = object.metadata.finalizers.clone().unwrap_or_default();
@@ -46,7 +41,7 @@ pub async fn remove(
     object: &DynamicObject,
     name: &str,
 ) -> kube::Result<()> {
-    if !has(object, name) {
+    if !has(&object.metadata, name) {
         return Ok(());
     }
     let finalizers = object

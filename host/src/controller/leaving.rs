@@ -60,7 +60,7 @@ pub async fn let_go(
     );
     let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
     let events = &spine.setup.events;
-    let holds_finalizer = finalizer::has(parent, FINALIZER);
+    let holds_finalizer = finalizer::has(&parent.metadata, FINALIZER);
     if spine.setup.spec.finalizer && holds_finalizer {
         let finalized = match spine.setup.caller.finalize(module, observed).await {
             Ok(finalized) => finalized,

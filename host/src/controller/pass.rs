@@ -189,13 +189,13 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
     };
     let holds_finalizer = leaving::needs_finalizer(&spine.setup.spec);
     if finalizer::deleting(parent) {
-        if holds_finalizer && finalizer::has(parent, FINALIZER) {
+        if holds_finalizer && finalizer::has(&parent.metadata, FINALIZER) {
             let again = leaving::let_go(parent, spine, module, Leaving::Deleted).await?;
             return Ok(again.map_or_else(Action::await_change, Action::requeue));
         }
         return Ok(Action::await_change());
     }
-    if !spine.departures.selects(parent) {
+    if !spine.departures.selects(&parent.metadata) {
         // Its labels changed as the watch reported it: let it go.
         spine.departures.candidate(parent);
         return Ok(Action::await_change());

@@ -69,7 +69,7 @@ impl ReconcilerObject<'_> {
     }
 
     fn has_finalizer(&self) -> bool {
-        finalizer::has(&self.as_dynamic(), RELEASE_FINALIZER)
+        finalizer::has(self.meta, RELEASE_FINALIZER)
     }
 
     /// Puts the release finalizer on a live reconciler that finalizes its
@@ -137,7 +137,7 @@ async fn release_parents(
     let api = api_for(&host.client, parent_kind, key.namespace.as_deref());
     let mut released = 0;
     for parent in api.list(&ListParams::default()).await? {
-        if finalizer::has(&parent, FINALIZER) {
+        if finalizer::has(&parent.metadata, FINALIZER) {
             finalizer::remove(&host.client, parent_kind, &parent, FINALIZER).await?;
             released += 1;
         }
