@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject};
-use kube::core::GroupVersionKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -43,13 +42,7 @@ pub fn offline_plan(
 ) -> anyhow::Result<Vec<PlannedWrite>> {
     let mut rules = rules.to_vec();
     for object in observed.iter().chain(desired) {
-        let type_meta = TypeMeta {
-            api_version: object["apiVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            kind: object["kind"].as_str().unwrap_or_default().to_string(),
-        };
+        let type_meta = TypeMeta::of_object(object);
         if !rules.iter().any(|rule| rule.type_meta() == type_meta) {
             rules.push(ChildSpec::of(type_meta));
         }
@@ -57,16 +50,8 @@ pub fn offline_plan(
     let cluster_scoped = builtin_cluster_scoped();
     let kind_of = |type_meta: &TypeMeta| {
         let type_ref = TypeRef::from(type_meta);
-        let (group, version) = type_meta
-            .api_version
-            .rsplit_once('/')
-            .unwrap_or(("", &type_meta.api_version));
         Kind {
-            resource: ApiResource::from_gvk(&GroupVersionKind::gvk(
-                group,
-                version,
-                &type_meta.kind,
-            )),
+            resource: ApiResource::from_gvk(&type_meta.gvk()),
             namespaced: !cluster_scoped.iter().any(|c| c.same_resource(&type_ref)),
             has_status: false,
         }
@@ -75,14 +60,12 @@ pub fn offline_plan(
         .iter()
         .map(|rule| kind_of(&rule.type_meta()))
         .collect();
+    let child_kinds = ChildKinds {
+        kinds: &kinds,
+        rules: &rules,
+    };
     let parent_object: DynamicObject = serde_json::from_value(parent.clone())?;
-    let parent_kind = kind_of(&TypeMeta {
-        api_version: parent["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        kind: parent["kind"].as_str().unwrap_or_default().to_string(),
-    });
+    let parent_kind = kind_of(&TypeMeta::of_object(parent));
     let owner = Owner {
         parent: &parent_object,
         kind: &parent_kind,
@@ -90,12 +73,8 @@ pub fn offline_plan(
     };
     let mut by_kind: Vec<Vec<Arc<DynamicObject>>> = vec![Vec::new(); kinds.len()];
     for object in observed {
-        let position = kinds
-            .iter()
-            .position(|kind| {
-                kind.resource.api_version == object["apiVersion"]
-                    && kind.resource.kind == object["kind"]
-            })
+        let position = child_kinds
+            .position(object)
             .expect("every observed kind has rules");
         // As the host would hold it after applying it: stamped as its own.
         let mut stamped = object.clone();
@@ -116,34 +95,16 @@ pub fn offline_plan(
     let mut writes: Vec<PlannedWrite> = plan
         .steps
         .iter()
-        .map(|step| {
-            let kind = &kinds[step.kind()];
-            let (action, metadata) = match step {
-                Step::Apply { child, before, .. } => (
-                    if before.is_some() { "update" } else { "create" },
-                    &child["metadata"],
-                ),
-                Step::Recreate { child, .. } => ("recreate", &child["metadata"]),
-                Step::Prune { object, .. } => ("delete", &object.data["metadata"]),
-                Step::Release { object, .. } => ("release", &object.data["metadata"]),
-            };
-            let name = match step {
-                Step::Prune { object, .. } | Step::Release { object, .. } => {
-                    object.metadata.name.clone().unwrap_or_default()
-                }
-                _ => metadata["name"].as_str().unwrap_or_default().to_string(),
-            };
-            let namespace = match step {
-                Step::Prune { object, .. } | Step::Release { object, .. } => {
-                    object.metadata.namespace.clone()
-                }
-                _ => metadata["namespace"].as_str().map(str::to_string),
-            };
-            PlannedWrite {
-                action,
-                child: apply::describe(kind, namespace.as_deref(), &name),
-                why: None,
-            }
+        .map(|step| PlannedWrite {
+            action: match step {
+                Step::Apply { before: None, .. } => "create",
+                Step::Apply { .. } => "update",
+                Step::Recreate { .. } => "recreate",
+                Step::Prune { .. } => "delete",
+                Step::Release { .. } => "release",
+            },
+            child: step.describe(&kinds[step.kind()]),
+            why: None,
         })
         .collect();
     writes.extend(plan.held.iter().map(|held| PlannedWrite {

@@ -2,7 +2,6 @@
 //! children and its related kinds, each with its REST resource and scope.
 
 use kube::Client;
-use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
 
 use crate::crd::{ChildSpec, DeletePolicy, ReconcilerSpec, RelatedKind, TypeMeta};
@@ -176,11 +175,7 @@ async fn discover(
     role: &'static str,
     type_meta: &TypeMeta,
 ) -> Result<(ApiResource, ApiCapabilities), KindError> {
-    let (group, version) = match type_meta.api_version.rsplit_once('/') {
-        Some((group, version)) => (group, version),
-        None => ("", type_meta.api_version.as_str()),
-    };
-    let gvk = GroupVersionKind::gvk(group, version, &type_meta.kind);
+    let gvk = type_meta.gvk();
     let kind = format!("{}/{}", type_meta.api_version, type_meta.kind);
     match discovery::pinned_kind(client, &gvk).await {
         Ok(found) => Ok(found),

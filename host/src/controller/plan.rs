@@ -60,6 +60,21 @@ pub enum Step<'a> {
 }
 
 impl Step<'_> {
+    /// The child written, as `Kind namespace/name`; `kind` is the step's.
+    pub fn describe(&self, kind: &Kind) -> String {
+        let (namespace, name) = match self {
+            Self::Apply { child, .. } | Self::Recreate { child, .. } => (
+                child["metadata"]["namespace"].as_str(),
+                child["metadata"]["name"].as_str(),
+            ),
+            Self::Prune { object, .. } | Self::Release { object, .. } => (
+                object.metadata.namespace.as_deref(),
+                object.metadata.name.as_deref(),
+            ),
+        };
+        apply::describe(kind, namespace, name.unwrap_or_default())
+    }
+
     /// Index of the step's kind among the reconciler's child kinds.
     pub fn kind(&self) -> usize {
         match self {
@@ -175,9 +190,11 @@ pub struct ChildKinds<'a> {
 }
 
 impl ChildKinds<'_> {
-    fn position(&self, child: &Value) -> Option<usize> {
+    /// Index of the kind of `object` (JSON with `apiVersion` and `kind`).
+    pub fn position(&self, object: &Value) -> Option<usize> {
         self.kinds.iter().position(|kind| {
-            kind.resource.api_version == child["apiVersion"] && kind.resource.kind == child["kind"]
+            kind.resource.api_version == object["apiVersion"]
+                && kind.resource.kind == object["kind"]
         })
     }
 
@@ -323,7 +340,7 @@ fn roll<'a>(
     if waiting_for.is_none()
         && let Some(first) = changes.next()
     {
-        let child = describe_step(kind, &first);
+        let child = first.describe(kind);
         waiting_for = Some((child, "being changed now".to_string(), true));
         plan.steps.push(first);
     }
@@ -332,7 +349,7 @@ fn roll<'a>(
     };
     for change in changes {
         plan.held.push(Held {
-            child: describe_step(kind, &change),
+            child: change.describe(kind),
             why: HeldBecause::Rolling {
                 child: busy.clone(),
                 why: why.clone(),
@@ -340,18 +357,6 @@ fn roll<'a>(
             },
         });
     }
-}
-
-fn describe_step(kind: &Kind, step: &Step) -> String {
-    let metadata = match step {
-        Step::Apply { child, .. } | Step::Recreate { child, .. } => &child["metadata"],
-        Step::Prune { .. } | Step::Release { .. } => &Value::Null,
-    };
-    apply::describe(
-        kind,
-        metadata["namespace"].as_str(),
-        metadata["name"].as_str().unwrap_or_default(),
-    )
 }
 
 fn type_of(child: &Value) -> String {

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::adopt::{self, Claim};
 use super::apply::{self, APPLIED_HASH, ApplyError, api_for, describe};
 use super::children::OwnWrites;
+use super::kinds::Kind;
 use super::labels::{PARENT_UID, RECONCILER};
 use super::pass::PassError;
 use super::plan::{ChildKinds, Step, WritePlan};
@@ -78,8 +79,8 @@ impl Writer<'_> {
         self.each(&changes, false).await?;
         self.each(&removals, false).await?;
         for step in removals {
-            if let Step::Release { kind, object } = step {
-                written.released.push(self.describe(*kind, object));
+            if let Step::Release { .. } = step {
+                written.released.push(step.describe(self.kind_of(step)));
             }
         }
         let label = self.reconciler.label_value();
@@ -166,15 +167,15 @@ impl Writer<'_> {
     }
 
     async fn step(&self, step: &Step<'_>, dry_run: bool) -> Result<(), ApplyError> {
-        let kind = &self.kinds.kinds[step.kind()];
+        let kind = self.kind_of(step);
         match step {
             Step::Apply { child, before, .. } => {
                 if dry_run {
-                    return self.apply(step.kind(), child, true).await.map(drop);
+                    return self.apply(kind, child, true).await.map(drop);
                 }
                 let metadata = metadata_of(child);
                 self.own_writes.record(&kind.resource.kind, &metadata);
-                let applied = self.apply(step.kind(), child, false).await;
+                let applied = self.apply(kind, child, false).await;
                 let unchanged = applied.as_ref().is_ok_and(|applied| {
                     before.is_some_and(|o| {
                         o.metadata.resource_version == applied.metadata.resource_version
@@ -189,19 +190,19 @@ impl Writer<'_> {
             Step::Recreate { child, before, .. } => {
                 if dry_run {
                     prune::delete(self.client, kind, before, true).await?;
-                    return self.check_creation(step.kind(), child).await;
+                    return self.check_creation(kind, child).await;
                 }
                 self.own_writes
                     .record(&kind.resource.kind, &before.metadata);
                 prune::delete(self.client, kind, before, false).await?;
-                if !self.gone(step.kind(), before).await? {
+                if !self.gone(kind, before).await? {
                     // A later pass creates it (see `HeldBecause::Deleting`).
                     return Ok(());
                 }
                 self.own_writes
                     .record(&kind.resource.kind, &metadata_of(child));
-                self.apply(step.kind(), child, false).await?;
-                tracing::info!(reconciler = %self.reconciler, parent = self.parent, child = %self.describe(step.kind(), before), "recreated a child whose desired state changed");
+                self.apply(kind, child, false).await?;
+                tracing::info!(reconciler = %self.reconciler, parent = self.parent, child = %step.describe(kind), "recreated a child whose desired state changed");
                 Ok(())
             }
             Step::Prune { object, .. } => {
@@ -216,9 +217,9 @@ impl Writer<'_> {
                 Ok(())
             }
             Step::Release { object, .. } => {
-                self.release(step.kind(), object, dry_run).await?;
+                self.release(kind, object, dry_run).await?;
                 if !dry_run {
-                    tracing::info!(reconciler = %self.reconciler, parent = self.parent, child = %self.describe(step.kind(), object), "released a child no longer desired (deletePolicy: Orphan)");
+                    tracing::info!(reconciler = %self.reconciler, parent = self.parent, child = %step.describe(kind), "released a child no longer desired (deletePolicy: Orphan)");
                 }
                 Ok(())
             }
@@ -227,11 +228,10 @@ impl Writer<'_> {
 
     async fn apply(
         &self,
-        position: usize,
+        kind: &Kind,
         child: &Value,
         dry_run: bool,
     ) -> Result<std::sync::Arc<DynamicObject>, ApplyError> {
-        let kind = &self.kinds.kinds[position];
         apply::apply(self.client, kind, child, self.field_manager, dry_run).await
     }
 
@@ -240,8 +240,7 @@ impl Writer<'_> {
     /// run of the same object under a generated name. (A dry-run apply
     /// would check an update of the old object instead, which is exactly
     /// what a recreate avoids, e.g. for an immutable ConfigMap.)
-    async fn check_creation(&self, position: usize, child: &Value) -> Result<(), ApplyError> {
-        let kind = &self.kinds.kinds[position];
+    async fn check_creation(&self, kind: &Kind, child: &Value) -> Result<(), ApplyError> {
         let (name, namespace) = (
             child["metadata"]["name"].as_str().unwrap_or_default(),
             child["metadata"]["namespace"].as_str(),
@@ -270,11 +269,10 @@ impl Writer<'_> {
     /// ownerReference from `object`, if it is still the version observed.
     async fn release(
         &self,
-        position: usize,
+        kind: &Kind,
         object: &DynamicObject,
         dry_run: bool,
     ) -> Result<(), ApplyError> {
-        let kind = &self.kinds.kinds[position];
         let (name, namespace) = (
             object.metadata.name.as_deref().unwrap_or_default(),
             object.metadata.namespace.as_deref(),
@@ -301,8 +299,7 @@ impl Writer<'_> {
 
     /// Waits until the deleted `object` is gone (a new object of its name
     /// counts as gone); false when it is still there after [`RECREATE_WAIT`].
-    async fn gone(&self, position: usize, object: &DynamicObject) -> Result<bool, ApplyError> {
-        let kind = &self.kinds.kinds[position];
+    async fn gone(&self, kind: &Kind, object: &DynamicObject) -> Result<bool, ApplyError> {
         let (name, namespace) = (
             object.metadata.name.as_deref().unwrap_or_default(),
             object.metadata.namespace.as_deref(),
@@ -330,12 +327,8 @@ impl Writer<'_> {
         }
     }
 
-    fn describe(&self, position: usize, object: &DynamicObject) -> String {
-        describe(
-            &self.kinds.kinds[position],
-            object.metadata.namespace.as_deref(),
-            object.metadata.name.as_deref().unwrap_or_default(),
-        )
+    fn kind_of(&self, step: &Step) -> &Kind {
+        &self.kinds.kinds[step.kind()]
     }
 }
 

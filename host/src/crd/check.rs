@@ -40,12 +40,7 @@ impl SpecError {
 
 /// Checks `spec` as a whole; the first problem found is the answer.
 pub fn check(spec: &ReconcilerSpec) -> Result<(), SpecError> {
-    let parent_group = spec
-        .parent
-        .api_version
-        .rsplit_once('/')
-        .map(|(group, _)| group);
-    if spec.mode == Mode::Decorator && parent_group == Some(super::GROUP) {
+    if spec.mode == Mode::Decorator && spec.parent.gvk().group == super::GROUP {
         return Err(SpecError::DecoratedSousKind {
             kind: format!("{}/{}", spec.parent.api_version, spec.parent.kind),
         });

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::core::Selector;
+use kube::core::{GroupVersionKind, Selector};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,6 +70,28 @@ pub struct TypeMeta {
     pub api_version: String,
     /// The kind.
     pub kind: String,
+}
+
+impl TypeMeta {
+    /// The `apiVersion` and `kind` of `object` (JSON; empty when absent).
+    pub fn of_object(object: &Value) -> Self {
+        Self {
+            api_version: object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Its group, version and kind (the core group is `""`).
+    pub fn gvk(&self) -> GroupVersionKind {
+        let (group, version) = self
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", &self.api_version));
+        GroupVersionKind::gvk(group, version, &self.kind)
+    }
 }
 
 /// Whose object the parent is.
