@@ -1,10 +1,8 @@
 //! Label selectors of a spec: checked with a reason a person can act on,
-//! turned into the query the API server filters watches with, and matched
-//! against an object's labels.
+//! turned into the query the API server filters watches with (and matched
+//! against an object's labels by kube's `Selector`).
 
-use std::collections::BTreeMap;
-
-use kube::core::{Expression, Selector, SelectorExt as _};
+use kube::core::{Expression, Selector};
 
 use super::spec::{LabelSelector, LabelSelectorRequirement};
 
@@ -35,12 +33,6 @@ impl LabelSelector {
             expressions.push(expression(requirement).map_err(|problem| refuse(at, problem))?);
         }
         Ok(expressions.into_iter().collect())
-    }
-
-    /// Whether `labels` satisfy the selector (already checked valid).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.to_selector("")
-            .is_ok_and(|selector| selector.matches(labels))
     }
 }
 
@@ -110,6 +102,9 @@ fn is_name(text: &str, inner: impl Fn(char) -> bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use kube::core::SelectorExt as _;
     use serde_json::json;
 
     use super::*;
@@ -136,16 +131,14 @@ mod tests {
                 {"key": "paused", "operator": "DoesNotExist"},
             ],
         }));
-        let query = selector
-            .to_selector("spec.parentSelector")
-            .unwrap()
-            .to_string();
+        let parsed = selector.to_selector("spec.parentSelector").unwrap();
+        let query = parsed.to_string();
         assert_eq!(
             query,
             "team=blue,tier in (api,web),example.com/stage notin (dev),owner,!paused"
         );
         let base = [("team", "blue"), ("tier", "web"), ("owner", "x")];
-        assert!(selector.matches(&labels(&base)));
+        assert!(parsed.matches(&labels(&base)));
         let table: [(&[(&str, &str)], bool); 5] = [
             (&[("team", "red"), ("tier", "web"), ("owner", "x")], false),
             (&[("team", "blue"), ("tier", "db"), ("owner", "x")], false),
@@ -170,9 +163,10 @@ mod tests {
             ),
         ];
         for (pairs, expected) in table {
-            assert_eq!(selector.matches(&labels(pairs)), expected, "{pairs:?}");
+            assert_eq!(parsed.matches(&labels(pairs)), expected, "{pairs:?}");
         }
-        assert!(LabelSelector::default().matches(&labels(&[])));
+        let everything = LabelSelector::default().to_selector("s").unwrap();
+        assert!(everything.matches(&labels(&[])));
     }
 
     #[test]
