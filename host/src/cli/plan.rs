@@ -30,6 +30,15 @@ pub struct PlannedWrite {
     pub why: Option<String>,
 }
 
+/// The key of reconciler `name` serving `parent` when no manifest names it:
+/// a Reconciler of the parent's namespace, else a ClusterReconciler.
+pub fn key_for(name: &str, parent: &Value) -> ReconcilerKey {
+    match parent["metadata"]["namespace"].as_str() {
+        Some(namespace) => ReconcilerKey::namespaced(namespace, name),
+        None => ReconcilerKey::cluster(name),
+    }
+}
+
 /// The writes that make `observed` (taken as `key`'s children of `parent`)
 /// equal to `desired` under `rules` (the `spec.children` entries; kinds met
 /// in `desired` or `observed` but not listed get the default rules).

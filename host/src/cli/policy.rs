@@ -61,16 +61,42 @@ pub fn read(path: &Path, namespaced: bool) -> Result<Policy, InputError> {
     policy.map_err(|error| invalid(error.to_string()))
 }
 
+/// The key and spec of the Reconciler or ClusterReconciler manifest in
+/// `path`, its spec checked as the host checks it before running it.
+pub fn read_manifest(path: &Path) -> Result<(ReconcilerKey, ReconcilerSpec), InputError> {
+    let document = inputs::read_value(path)?;
+    let invalid = |problem: &str| InputError::new(path, problem);
+    if document["metadata"]["name"].as_str().is_none() {
+        return Err(invalid("has no `metadata.name`"));
+    }
+    let key = manifest_key(&document)
+        .ok_or_else(|| invalid("is not a Reconciler or ClusterReconciler manifest"))?;
+    let spec: ReconcilerSpec = parse(path, &document["spec"], "spec")?;
+    crate::crd::check(&spec).map_err(|error| invalid(&error.to_string()))?;
+    Ok((key, spec))
+}
+
+/// The key of a Reconciler (in namespace `default` when it names none) or
+/// ClusterReconciler manifest; `None` for any other document.
+fn manifest_key(document: &Value) -> Option<ReconcilerKey> {
+    let name = document["metadata"]["name"].as_str().unwrap_or_default();
+    match document["kind"].as_str()? {
+        "Reconciler" => Some(ReconcilerKey::namespaced(
+            document["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default"),
+            name,
+        )),
+        "ClusterReconciler" => Some(ReconcilerKey::cluster(name)),
+        _ => None,
+    }
+}
+
 /// The host's confinement of a namespaced Reconciler manifest, offline: its
-/// namespace (`default` when it names none), Kubernetes' built-in kinds for
-/// discovery, and no host identity to compare with.
+/// key (see [`manifest_key`]), Kubernetes' built-in kinds for discovery, and
+/// no host identity to compare with.
 fn confine_manifest(document: &Value, spec: &ReconcilerSpec) -> Result<(), String> {
-    let key = ReconcilerKey::namespaced(
-        document["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default"),
-        document["metadata"]["name"].as_str().unwrap_or_default(),
-    );
+    let key = manifest_key(document).expect("a Reconciler manifest");
     let tenancy = Tenancy::default();
     let identity = Identity::of(&key, spec, &tenancy, DEFAULT_HOST_NAMESPACE);
     let cluster_scoped = builtin_cluster_scoped();

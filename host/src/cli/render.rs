@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use serde::{Deserialize as _, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::plan::{self, PlannedWrite};
-use super::{CacheArgs, LimitArgs};
-use crate::crd::{Mode, ReconcilerKey, ReconcilerSpec};
+use super::{CacheArgs, LimitArgs, policy};
+use crate::crd::Mode;
 use crate::inputs::{self, InputError};
 use crate::render::{self, Observed, Rendered};
 
@@ -109,7 +109,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .load(&bytes)
         .map_err(|e| InputError::new(&args.module, e.to_string()))?;
     tracing::info!(module = %args.module.display(), digest = %loaded.module.digest(), origin = ?loaded.origin, elapsed = ?loaded.elapsed, "module loaded");
-    let manifest = args.reconciler.as_deref().map(read_manifest).transpose()?;
+    let manifest = args
+        .reconciler
+        .as_deref()
+        .map(policy::read_manifest)
+        .transpose()?;
     let name = args
         .name
         .clone()
@@ -129,21 +133,14 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         (None, None) => false,
     };
     let plan = if args.plan {
-        let namespace = observed.parent["metadata"]["namespace"].as_str();
         let (key, rules) = match &manifest {
-            Some((key, spec)) => (key.clone(), spec.children.clone()),
-            None => (
-                namespace.map_or_else(
-                    || ReconcilerKey::cluster(&name),
-                    |namespace| ReconcilerKey::namespaced(namespace, &name),
-                ),
-                Vec::new(),
-            ),
+            Some((key, spec)) => (key.clone(), spec.children.as_slice()),
+            None => (plan::key_for(&name, &observed.parent), &[][..]),
         };
         let writes = plan::offline_plan(
             &key,
             &observed.parent,
-            &rules,
+            rules,
             &observed.children,
             &rendered.children,
         )?;
@@ -157,33 +154,6 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         plan,
     };
     print(&output, args.output)
-}
-
-/// The key and spec of a Reconciler or ClusterReconciler manifest.
-fn read_manifest(path: &std::path::Path) -> Result<(ReconcilerKey, ReconcilerSpec), InputError> {
-    let document = inputs::read_value(path)?;
-    let invalid = |problem: String| InputError::new(path, problem);
-    let name = document["metadata"]["name"]
-        .as_str()
-        .ok_or_else(|| invalid("has no `metadata.name`".into()))?;
-    let key = match document["kind"].as_str() {
-        Some("Reconciler") => ReconcilerKey::namespaced(
-            document["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default"),
-            name,
-        ),
-        Some("ClusterReconciler") => ReconcilerKey::cluster(name),
-        _ => {
-            return Err(invalid(
-                "is not a Reconciler or ClusterReconciler manifest".into(),
-            ));
-        }
-    };
-    let spec = ReconcilerSpec::deserialize(&document["spec"])
-        .map_err(|error| invalid(format!("`spec`: {error}")))?;
-    crate::crd::check(&spec).map_err(|error| invalid(error.to_string()))?;
-    Ok((key, spec))
 }
 
 fn read_all(paths: &[PathBuf]) -> Result<Vec<Value>, InputError> {

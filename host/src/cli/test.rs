@@ -18,7 +18,7 @@ use serde_json::Value;
 use similar::TextDiff;
 
 use super::{CacheArgs, LimitArgs, plan, policy};
-use crate::crd::{ChildSpec, Mode, ReconcilerKey};
+use crate::crd::{ChildSpec, Mode};
 use crate::inputs::{self, InputError};
 use crate::policy::Policy;
 use crate::render;
@@ -277,12 +277,8 @@ fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<S
             actual["statusIgnored"] = Value::Bool(true);
         }
         if let Some(rules) = &suite.plan {
-            let key = match observed.parent["metadata"]["namespace"].as_str() {
-                Some(namespace) => ReconcilerKey::namespaced(namespace, &suite.name),
-                None => ReconcilerKey::cluster(&suite.name),
-            };
             let writes = plan::offline_plan(
-                &key,
+                &plan::key_for(&suite.name, &observed.parent),
                 &observed.parent,
                 rules,
                 &observed.children,
