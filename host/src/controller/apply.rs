@@ -171,6 +171,21 @@ pub struct ApplyError {
 }
 
 impl ApplyError {
+    /// For `map_err`: the API server's refusal of writing the object
+    /// `name` of `kind` in `namespace` (described only if it comes).
+    pub fn refusing<'a>(
+        kind: &'a Kind,
+        namespace: Option<&'a str>,
+        name: &'a str,
+        dry_run: bool,
+    ) -> impl FnOnce(kube::Error) -> Self + 'a {
+        move |source| Self {
+            child: describe(kind, namespace, name),
+            dry_run,
+            source,
+        }
+    }
+
     /// The refusal as a reason a person understands.
     pub fn reason(&self) -> &'static str {
         let kube::Error::Api(status) = &self.source else {
@@ -211,19 +226,22 @@ pub async fn apply(
     field_manager: &str,
     dry_run: bool,
 ) -> Result<Arc<DynamicObject>, ApplyError> {
-    let name = child["metadata"]["name"].as_str().unwrap_or_default();
-    let namespace = child["metadata"]["namespace"].as_str();
+    let (name, namespace) = name_of(child);
     let api = api_for(client, kind, namespace);
     let mut params = PatchParams::apply(field_manager).force();
     params.dry_run = dry_run;
     api.patch(name, &params, &Patch::Apply(child))
         .await
         .map(Arc::new)
-        .map_err(|source| ApplyError {
-            child: describe(kind, namespace, name),
-            dry_run,
-            source,
-        })
+        .map_err(ApplyError::refusing(kind, namespace, name, dry_run))
+}
+
+/// `metadata.name` and `metadata.namespace` of a desired child (JSON).
+pub fn name_of(child: &Value) -> (&str, Option<&str>) {
+    (
+        child["metadata"]["name"].as_str().unwrap_or_default(),
+        child["metadata"]["namespace"].as_str(),
+    )
 }
 
 /// The API of `kind`, in `namespace` when it is namespaced.

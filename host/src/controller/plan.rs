@@ -62,17 +62,14 @@ pub enum Step<'a> {
 impl Step<'_> {
     /// The child written, as `Kind namespace/name`; `kind` is the step's.
     pub fn describe(&self, kind: &Kind) -> String {
-        let (namespace, name) = match self {
-            Self::Apply { child, .. } | Self::Recreate { child, .. } => (
-                child["metadata"]["namespace"].as_str(),
-                child["metadata"]["name"].as_str(),
-            ),
+        let (name, namespace) = match self {
+            Self::Apply { child, .. } | Self::Recreate { child, .. } => apply::name_of(child),
             Self::Prune { object, .. } | Self::Release { object, .. } => (
+                object.metadata.name.as_deref().unwrap_or_default(),
                 object.metadata.namespace.as_deref(),
-                object.metadata.name.as_deref(),
             ),
         };
-        apply::describe(kind, namespace, name.unwrap_or_default())
+        apply::describe(kind, namespace, name)
     }
 
     /// Index of the step's kind among the reconciler's child kinds.
@@ -231,12 +228,9 @@ pub fn plan<'a>(
         let kind = &kinds.kinds[position];
         let mut child = child.clone();
         apply::stamp(&mut child, kind, owner);
-        let (name, namespace) = (
-            child["metadata"]["name"].as_str(),
-            child["metadata"]["namespace"].as_str(),
-        );
+        let (name, namespace) = apply::name_of(&child);
         let before = observed[position].iter().find(|o| {
-            o.metadata.name.as_deref() == name && o.metadata.namespace.as_deref() == namespace
+            o.metadata.name.as_deref() == Some(name) && o.metadata.namespace.as_deref() == namespace
         });
         if before.is_some_and(|o| apply::is_current(o, &child)) {
             plan.current += 1;

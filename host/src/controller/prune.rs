@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::api::{DeleteParams, DynamicObject, Preconditions};
 use serde_json::Value;
 
-use super::apply::{ApplyError, api_for, can_own, describe};
+use super::apply::{ApplyError, api_for, can_own};
 use super::kinds::Kind;
 use super::labels::{PARENT_UID, RECONCILER};
 use crate::crd::ReconcilerKey;
@@ -103,11 +103,7 @@ pub async fn delete(
         Ok(_) => Ok(()),
         // Already gone: the goal is reached.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(ApplyError {
-            child: describe(kind, namespace, name),
-            dry_run,
-            source,
-        }),
+        Err(source) => Err(ApplyError::refusing(kind, namespace, name, dry_run)(source)),
     }
 }
 

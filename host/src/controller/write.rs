@@ -125,19 +125,12 @@ impl Writer<'_> {
     /// adopted.
     async fn claim(&self, position: usize, child: &Value) -> Result<Option<String>, PassError> {
         let kind = &self.kinds.kinds[position];
-        let (name, namespace) = (
-            child["metadata"]["name"].as_str().unwrap_or_default(),
-            child["metadata"]["namespace"].as_str(),
-        );
-        let described = describe(kind, namespace, name);
+        let (name, namespace) = apply::name_of(child);
         let existing = api_for(self.client, kind, namespace)
             .get_metadata_opt(name)
             .await
-            .map_err(|source| ApplyError {
-                child: described.clone(),
-                dry_run: true,
-                source,
-            })?;
+            .map_err(ApplyError::refusing(kind, namespace, name, true))?;
+        let described = describe(kind, namespace, name);
         let adopt = self
             .kinds
             .rules
@@ -241,15 +234,8 @@ impl Writer<'_> {
     /// would check an update of the old object instead, which is exactly
     /// what a recreate avoids, e.g. for an immutable ConfigMap.)
     async fn check_creation(&self, kind: &Kind, child: &Value) -> Result<(), ApplyError> {
-        let (name, namespace) = (
-            child["metadata"]["name"].as_str().unwrap_or_default(),
-            child["metadata"]["namespace"].as_str(),
-        );
-        let refused = |source| ApplyError {
-            child: describe(kind, namespace, name),
-            dry_run: true,
-            source,
-        };
+        let (name, namespace) = apply::name_of(child);
+        let refused = |source| ApplyError::refusing(kind, namespace, name, true)(source);
         let mut object: DynamicObject = serde_json::from_value(child.clone())
             .map_err(|error| refused(kube::Error::SerdeError(error)))?;
         object.metadata.name = None;
@@ -290,11 +276,7 @@ impl Writer<'_> {
             )
             .await
             .map(drop)
-            .map_err(|source| ApplyError {
-                child: describe(kind, namespace, name),
-                dry_run,
-                source,
-            })
+            .map_err(ApplyError::refusing(kind, namespace, name, dry_run))
     }
 
     /// Waits until the deleted `object` is gone (a new object of its name
@@ -311,11 +293,7 @@ impl Writer<'_> {
             let found = api
                 .get_metadata_opt(name)
                 .await
-                .map_err(|source| ApplyError {
-                    child: describe(kind, namespace, name),
-                    dry_run: false,
-                    source,
-                })?;
+                .map_err(ApplyError::refusing(kind, namespace, name, false))?;
             if found.is_none_or(|found| found.metadata.uid != object.metadata.uid) {
                 return Ok(true);
             }
