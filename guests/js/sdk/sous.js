@@ -26,7 +26,7 @@
 // `wit/reconciler.wit`. Objects cross the boundary as JSON text; this module
 // parses and serializes them so that a reconciler sees plain JS objects.
 
-import { log as hostLog } from "sous:reconciler/log@0.1.0";
+import { log as hostLog } from "sous:reconciler/log@0.2.0";
 
 // ---------------------------------------------------------------- errors ---
 
@@ -87,14 +87,28 @@ function parseJson(what, text) {
   }
 }
 
+// `request.desired`: null, or `{children, status}` checked for its shape.
+function parseDesired(desired) {
+  if (desired === null || desired === undefined) return null;
+  const value = typeof desired === "string" ? parseJson("a desired state", desired) : desired;
+  if (!TYPES.object(value)) {
+    throw new Transient(`the host sent a desired state that is not a JSON object {children, status}: ${aTypeName(value)}`);
+  }
+  const children = value.children ?? [];
+  if (!Array.isArray(children)) {
+    throw new Transient(`the host sent a desired state whose children are not an array: ${aTypeName(children)}`);
+  }
+  return { children, status: value.status ?? null };
+}
+
 /** What the host observed for one parent. */
 export class Request {
   /**
    * A request from plain objects, as the host would send it (for tests), or
-   * from the raw WIT record (`{reconciler, parent, children, related, config}`
-   * with JSON text), which `reconciler(...)` does for you.
+   * from the raw WIT record (`{reconciler, parent, children, related, config,
+   * desired}` with JSON text), which `reconciler(...)` does for you.
    */
-  constructor({ reconciler = "", parent = {}, children = [], related = [], config = null } = {}) {
+  constructor({ reconciler = "", parent = {}, children = [], related = [], config = null, desired = null } = {}) {
     const value = (what, v) => (typeof v === "string" ? parseJson(what, v) : v);
     /** The name of the Reconciler object this call runs for. */
     this.reconciler = reconciler;
@@ -106,6 +120,14 @@ export class Request {
     this.related = related.map((r) => value("a related object", r));
     /** The Reconciler's `spec.config`, or null when none was given. */
     this.config = config === null || config === undefined ? null : value("a config", config);
+    /**
+     * What earlier steps of a pipeline proposed for this parent:
+     * `{children: [object...], status: object|null}`, or null when this
+     * module serves the reconciler alone. A step answers the complete desired
+     * state so far, usually by changing this one (see `Response.fromDesired`).
+     * Text that is not JSON, or not of that shape, throws `Transient`.
+     */
+    this.desired = parseDesired(desired);
   }
 
   /** The parent's `metadata.name`. */
@@ -163,6 +185,11 @@ export class Request {
 
 function anA(word) {
   return (/^[aeiou]/.test(word) ? "an " : "a ") + word;
+}
+
+// "an integer", "an array", "null", "undefined": for messages.
+function aTypeName(value) {
+  return value === null || value === undefined ? String(value) : anA(typeName(value));
 }
 
 // ---------------------------------------------------------------- object ---
@@ -247,6 +274,38 @@ function milliseconds(ms) {
   return ms;
 }
 
+function stringMap(what, map) {
+  if (map === null || map === undefined) return null;
+  if (!TYPES.object(map)) throw new TypeError(`${what} must be an object of strings, not ${aTypeName(map)}`);
+  return Object.entries(map).map(([key, value]) => {
+    if (typeof value !== "string") throw new TypeError(`${what}: the value of ${key} must be a string, not ${aTypeName(value)}`);
+    return [key, value];
+  });
+}
+
+function optionalString(what, value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== "string") throw new TypeError(`${what} must be a string, not ${aTypeName(value)}`);
+  return value;
+}
+
+function relatedRequest(request) {
+  if (!TYPES.object(request)) throw new TypeError(`a related request must be an object, not ${aTypeName(request)}`);
+  const { apiVersion, kind, namespace, name, selector } = request;
+  for (const [field, value] of [["apiVersion", apiVersion], ["kind", kind]]) {
+    if (typeof value !== "string" || value === "") {
+      throw new TypeError(`a related request needs ${field} (a non-empty string), not ${aTypeName(value)}`);
+    }
+  }
+  return {
+    apiVersion,
+    kind,
+    namespace: optionalString("a related request's namespace", namespace),
+    name: optionalString("a related request's name", name),
+    selector: optionalString("a related request's selector", selector),
+  };
+}
+
 /** The desired state of one parent. */
 export class Response {
   constructor() {
@@ -254,6 +313,40 @@ export class Response {
     this.statusValue = null;
     this.requeueAfterMs = null;
     this.events = [];
+    /**
+     * The complete set of labels this reconciler sets on the parent, an
+     * object of strings; null (the default) leaves the parent's labels alone.
+     * A label no longer in the set is removed; labels others set are never
+     * touched. Keys under `sous.dev/` are the host's and refused.
+     */
+    this.parentLabels = null;
+    /** The complete set of annotations on the parent, as `parentLabels`. */
+    this.parentAnnotations = null;
+    /**
+     * Partial objects (or ObjectBuilders) applied to objects the reconciler
+     * does not own; see `patch`.
+     */
+    this.patches = [];
+    /**
+     * Requests for more related objects, `{apiVersion, kind, namespace?,
+     * name?, selector?}`; see `requestRelated`.
+     */
+    this.relatedRequests = [];
+  }
+
+  /**
+   * A response that starts from what earlier pipeline steps proposed
+   * (`request.desired`): their children and status, to change or add to.
+   * Without a desired state (a module alone), an empty response.
+   */
+  static fromDesired(request) {
+    const response = new Response();
+    const desired = request?.desired;
+    if (desired) {
+      for (const child of desired.children) response.child(child);
+      if (desired.status !== null && desired.status !== undefined) response.status(desired.status);
+    }
+    return response;
   }
 
   /**
@@ -284,13 +377,77 @@ export class Response {
     return this;
   }
 
-  /** The WIT record: children and status as JSON text. */
+  /**
+   * Sets one label on the parent. The first call switches `parentLabels`
+   * from "leave alone" to a set of labels: every label this reconciler wants
+   * on the parent must then be set on every call.
+   */
+  parentLabel(key, value) {
+    (this.parentLabels ??= {})[key] = value;
+    return this;
+  }
+
+  /**
+   * Sets the complete set of parent labels (an object of strings; `{}`
+   * removes every label this reconciler set), or null to leave them alone.
+   */
+  setParentLabels(labels) {
+    this.parentLabels = labels === null || labels === undefined ? null : { ...labels };
+    return this;
+  }
+
+  /** Sets one annotation on the parent, as `parentLabel` does for labels. */
+  parentAnnotation(key, value) {
+    (this.parentAnnotations ??= {})[key] = value;
+    return this;
+  }
+
+  /** Sets the complete set of parent annotations, as `setParentLabels`. */
+  setParentAnnotations(annotations) {
+    this.parentAnnotations = annotations === null || annotations === undefined ? null : { ...annotations };
+    return this;
+  }
+
+  /**
+   * Contributes fields to an object the reconciler does not own (an object
+   * or an ObjectBuilder): `apiVersion`, `kind`, `metadata.name` (and
+   * namespace) and only the fields to set, server-side applied with the
+   * reconciler's field manager. A patch never creates nor deletes an object;
+   * return it on every call that should keep applying it.
+   */
+  patch(patch) {
+    this.patches.push(patch);
+    return this;
+  }
+
+  /**
+   * Asks for more related objects `{apiVersion, kind, namespace?, name?,
+   * selector?}` (selector in the syntax of `kubectl -l`, namespace `*` for
+   * every namespace). The host calls again with them added to
+   * `request.related`; only kinds declared in the Reconciler's
+   * `spec.related` may be requested. Return the same requests on every call
+   * that needs the objects.
+   */
+  requestRelated(request) {
+    this.relatedRequests.push(relatedRequest(request));
+    return this;
+  }
+
+  /**
+   * The WIT record: objects as JSON text, label and annotation sets as
+   * `[key, value]` lists (null: leave alone). A malformed label set or
+   * related request (a value that is not a string, say) throws `TypeError`.
+   */
   toWit() {
     return {
       children: this.children.map((c) => JSON.stringify(c)),
       status: this.statusValue === null ? null : JSON.stringify(this.statusValue),
       requeueAfterMs: this.requeueAfterMs,
       events: this.events,
+      parentLabels: stringMap("parentLabels", this.parentLabels),
+      parentAnnotations: stringMap("parentAnnotations", this.parentAnnotations),
+      patches: this.patches.map((p) => JSON.stringify(p)),
+      relatedRequests: this.relatedRequests.map(relatedRequest),
     };
   }
 }

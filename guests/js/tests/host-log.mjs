@@ -1,4 +1,4 @@
-// Stands in for the host's `sous:reconciler/log@0.1.0` import when the SDK
+// Stands in for the host's `sous:reconciler/log@0.2.0` import when the SDK
 // runs under Node (unit tests): records what was logged.
 export const records = [];
 export function log(level, message) {
