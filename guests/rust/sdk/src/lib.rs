@@ -24,16 +24,20 @@
 //! The contract itself (what the host does with each field) is documented in
 //! `wit/reconciler.wit`.
 
+mod desired;
 mod error;
 mod object;
+mod related;
 mod request;
 mod response;
 mod rollout;
 
 pub mod log;
 
+pub use desired::Desired;
 pub use error::Error;
 pub use object::{ObjectBuilder, object};
+pub use related::RelatedRequest;
 pub use request::Request;
 pub use response::{Event, FinalizeResponse, Response};
 pub use rollout::Rollout;

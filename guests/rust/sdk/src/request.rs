@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Error, wit};
+use crate::{Desired, Error, wit};
 
 /// What the host observed for one parent.
 #[derive(Debug, Clone)]
@@ -13,6 +13,7 @@ pub struct Request {
     children: Vec<Value>,
     related: Vec<Value>,
     config: Option<Value>,
+    desired: Option<Desired>,
 }
 
 impl Request {
@@ -24,7 +25,15 @@ impl Request {
             children,
             related,
             config: None,
+            desired: None,
         }
+    }
+
+    /// The same request with `desired` proposed by earlier pipeline steps,
+    /// as the host would send it to a later step. For tests.
+    pub fn with_desired(mut self, desired: Desired) -> Self {
+        self.desired = Some(desired);
+        self
     }
 
     pub(crate) fn from_wit(raw: wit::Request) -> Result<Self, Error> {
@@ -50,6 +59,7 @@ impl Request {
                 .as_deref()
                 .map(|c| parse("a config", c))
                 .transpose()?,
+            desired: raw.desired.as_deref().map(Desired::parse).transpose()?,
             reconciler: raw.reconciler,
         })
     }
@@ -113,6 +123,14 @@ impl Request {
         self.related.iter().filter(move |r| r["kind"] == kind)
     }
 
+    /// What the earlier steps of a pipeline proposed for this parent (their
+    /// children and status), or `None` when this reconciler serves the parent
+    /// alone. A step answers the complete desired state, usually this one
+    /// changed: `Response::from(desired.clone())`.
+    pub fn desired(&self) -> Option<&Desired> {
+        self.desired.as_ref()
+    }
+
     /// The Reconciler's `spec.config`, typed, if one was given.
     pub fn config<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
         self.config
@@ -128,16 +146,49 @@ mod tests {
 
     use super::*;
 
-    fn request() -> Request {
-        Request::from_wit(wit::Request {
+    fn raw(desired: Option<&str>) -> wit::Request {
+        wit::Request {
             reconciler: "r".into(),
             parent: json!({"metadata": {"name": "p", "namespace": "ns", "generation": 3}, "spec": {"size": 3}})
                 .to_string(),
             children: vec![json!({"kind": "Service", "metadata": {"name": "p"}}).to_string()],
             related: vec![json!({"kind": "Node", "metadata": {"name": "n"}}).to_string()],
             config: Some(r#"{"level": 2}"#.into()),
-        })
-        .unwrap()
+            desired: desired.map(str::to_string),
+        }
+    }
+
+    fn request() -> Request {
+        Request::from_wit(raw(None)).unwrap()
+    }
+
+    #[test]
+    fn alone_there_is_no_desired_state() {
+        assert_eq!(request().desired(), None);
+    }
+
+    #[test]
+    fn the_desired_state_of_earlier_steps_is_parsed() {
+        let request = Request::from_wit(raw(Some(
+            r#"{"children": [{"kind": "Deployment", "metadata": {"name": "p"}}], "status": {"phase": "Ready"}}"#,
+        )))
+        .unwrap();
+        let desired = request.desired().unwrap();
+        assert!(desired.child("Deployment", "p").is_some());
+        assert_eq!(desired.status, Some(json!({"phase": "Ready"})));
+        let built = Request::new("r", json!({}), vec![], vec![]).with_desired(desired.clone());
+        assert_eq!(built.desired(), Some(desired));
+    }
+
+    #[test]
+    fn a_malformed_desired_state_is_a_transient_error() {
+        for text in ["{", r#"{"children": "all"}"#] {
+            let error = Request::from_wit(raw(Some(text))).unwrap_err();
+            assert!(
+                matches!(&error, Error::Transient(m) if m.starts_with("the host sent a desired state")),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -171,6 +222,7 @@ mod tests {
             children: vec![],
             related: vec![],
             config: None,
+            desired: None,
         })
         .unwrap_err();
         assert!(matches!(error, Error::Transient(_)));
