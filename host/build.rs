@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 const SKIPPED: &[&str] = &["target", "node_modules", "__pycache__", ".venv"];
 
 fn main() {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests");
+    // Read when the script runs, not baked in when it is compiled: clones of
+    // the repo sharing one target dir share this script's binary.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let guests = Path::new(&manifest_dir).join("../guests");
     // Only the embedded folders are watched: watching `guests/` would rerun
     // this (and rebuild the host) whenever a guest is built into its target
     // dir. A new language's folder is picked up on the next change here.

@@ -70,7 +70,8 @@ pub fn read_parent(path: &Path) -> Result<Value, InputError> {
 }
 
 /// A golden case folder of `sous test`: `parent.yaml`, and when present
-/// `observed.yaml` (children), `related.yaml` and `config.yaml`.
+/// `observed.yaml` (children), `related.yaml`, `config.yaml` and
+/// `desired.yaml` (what earlier pipeline steps proposed).
 pub fn read_case(case: &Path) -> Result<Observed, InputError> {
     let optional = |file: &str| {
         let path = case.join(file);
@@ -87,6 +88,9 @@ pub fn read_case(case: &Path) -> Result<Observed, InputError> {
             .transpose()?
             .unwrap_or_default(),
         config: optional("config.yaml")
+            .map(|p| read_value(&p))
+            .transpose()?,
+        desired: optional("desired.yaml")
             .map(|p| read_value(&p))
             .transpose()?,
     })

@@ -20,6 +20,8 @@ pub struct Observed {
     pub related: Vec<Value>,
     /// The reconciler's configuration.
     pub config: Option<Value>,
+    /// What earlier pipeline steps proposed (`{children, status}`), if any.
+    pub desired: Option<Value>,
 }
 
 /// A successful render: what the host would apply and record.
@@ -69,6 +71,7 @@ pub fn request(reconciler: &str, observed: &Observed) -> Request {
         children: texts(&observed.children),
         related: texts(&observed.related),
         config: observed.config.as_ref().map(json_text),
+        desired: observed.desired.as_ref().map(json_text),
     }
 }
 

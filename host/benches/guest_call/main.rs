@@ -204,6 +204,7 @@ fn observed() -> Observed {
         })],
         related: Vec::new(),
         config: None,
+        desired: None,
     }
 }
 
@@ -250,6 +251,7 @@ fn native_call(observed: &Observed) -> Answer {
         children: request.children,
         related: request.related,
         config: request.config,
+        desired: request.desired,
     };
     let response = sous_guest::run_reconcile::<my_app::MyApp>(raw).expect("my-app reconciles");
     let parse = |text: &str| serde_json::from_str::<Value>(text).expect("JSON from my-app");

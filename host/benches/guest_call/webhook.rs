@@ -48,6 +48,7 @@ async fn webhook(
         children: body.children.iter().map(|c| c.get().to_string()).collect(),
         related: body.related.iter().map(|r| r.get().to_string()).collect(),
         config: None,
+        desired: None,
     };
     let response = sous_guest::run_reconcile::<my_app::MyApp>(raw).expect("my-app reconciles");
     // The transform's objects are JSON text already: splice them in.

@@ -65,6 +65,10 @@ pub struct RenderArgs {
     /// The reconciler's configuration (`spec.config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// What earlier pipeline steps proposed, `{children: [...], status: {...}}`
+    /// (`request.desired`).
+    #[arg(long)]
+    pub desired: Option<PathBuf>,
     /// The reconciler's name, as the guest sees it [default: the module's
     /// file name, or the `--reconciler` manifest's name].
     #[arg(long)]
@@ -101,6 +105,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         children: read_all(&args.observed)?,
         related: read_all(&args.related)?,
         config: args.config.as_deref().map(inputs::read_value).transpose()?,
+        desired: args
+            .desired
+            .as_deref()
+            .map(inputs::read_value)
+            .transpose()?,
     };
     let bytes = inputs::read_module(&args.module)?;
     let policy = args.limits.policy()?;

@@ -71,6 +71,7 @@ pub fn observe(
             children: owned.iter().flatten().map(|child| as_json(child)).collect(),
             related,
             config: config.cloned(),
+            desired: None,
         },
         children: owned,
     }

@@ -3,8 +3,7 @@
 
 use wasmtime::{Store, Trap, WasmBacktrace};
 
-use super::bindings::Reconciler;
-use super::bindings::sous::reconciler::types::{self as wit, Request};
+use super::bindings::current::sous::reconciler::types::{self as wit, Request};
 use super::engine::EPOCH_TICK;
 use super::error::CallError;
 use super::limits::{GuestLimiter, Limits, MemoryLimitExceeded};
@@ -24,9 +23,7 @@ impl LoadedModule {
         limits: &Limits,
         context: CallContext,
     ) -> Result<Desired, CallError> {
-        let answer = self.call(limits, context, |guest, store| {
-            guest.call_reconcile(store, request)
-        })?;
+        let answer = self.call(limits, context, |store| self.pre.reconcile(store, request))?;
         response::desired(answer, limits)
     }
 
@@ -37,9 +34,7 @@ impl LoadedModule {
         limits: &Limits,
         context: CallContext,
     ) -> Result<Finalized, CallError> {
-        let answer = self.call(limits, context, |guest, store| {
-            guest.call_finalize(store, request)
-        })?;
+        let answer = self.call(limits, context, |store| self.pre.finalize(store, request))?;
         response::finalized(answer, limits)
     }
 
@@ -47,10 +42,7 @@ impl LoadedModule {
         &self,
         limits: &Limits,
         context: CallContext,
-        export: impl FnOnce(
-            &Reconciler,
-            &mut Store<GuestState>,
-        ) -> wasmtime::Result<Result<T, wit::Error>>,
+        export: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<Result<T, wit::Error>>,
     ) -> Result<T, CallError> {
         let mut store = Store::new(
             self.pre.engine(),
@@ -64,10 +56,7 @@ impl LoadedModule {
         let ticks = limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
 
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|guest| export(&guest, &mut store));
+        let outcome = export(&mut store);
         let guest_output = store.data().drain_output();
         match outcome {
             Ok(Ok(answer)) => Ok(answer),

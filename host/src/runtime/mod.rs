@@ -10,11 +10,13 @@ mod module;
 mod precompiled;
 mod response;
 mod sandbox;
+mod world;
 
-pub use bindings::sous::reconciler::types::Request;
+pub use bindings::current::sous::reconciler::types::{RelatedRequest, Request};
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{CallError, LoadError};
 pub use limits::Limits;
 pub use module::{Digest, Loaded, LoadedModule, Origin, Runtime, RuntimeOptions};
 pub use response::{Desired, Finalized, GuestEvent};
 pub use sandbox::{CallContext, GUEST_OUTPUT_LIMIT};
+pub use world::WorldVersion;

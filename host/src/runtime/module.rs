@@ -11,11 +11,12 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-use super::bindings::{Reconciler, ReconcilerPre};
+use super::bindings::{current, v0_1};
 use super::engine::{self, EngineOptions};
 use super::error::LoadError;
 use super::precompiled::PrecompiledDir;
 use super::sandbox::GuestState;
+use super::world::{WorldPre, WorldVersion};
 
 /// The sha256 of a module's bytes: its identity everywhere in Sous.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,13 +55,18 @@ pub enum Origin {
 /// A module ready to be called: linked and type-checked against the world.
 pub struct LoadedModule {
     pub(super) digest: Digest,
-    pub(super) pre: ReconcilerPre<GuestState>,
+    pub(super) pre: WorldPre,
 }
 
 impl LoadedModule {
     /// The module's sha256.
     pub fn digest(&self) -> Digest {
         self.digest
+    }
+
+    /// The version of the contract the module implements.
+    pub fn world(&self) -> WorldVersion {
+        self.pre.version()
     }
 }
 
@@ -99,7 +105,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
-        Reconciler::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)
+        current::Reconciler::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        v0_1::Reconciler::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
         let precompiled = options.cache_dir.as_ref().and_then(|path| {
             PrecompiledDir::open(path, &engine)
@@ -134,8 +142,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre = ReconcilerPre::new(instance_pre)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = WorldPre::detect(instance_pre)?;
         let module = Arc::new(LoadedModule { digest, pre });
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded.retain(|_, module| module.strong_count() > 0);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bindings::sous::reconciler::types as wit;
+use super::bindings::current::sous::reconciler::types as wit;
 use super::error::CallError;
 use super::limits::Limits;
 
@@ -157,6 +157,10 @@ mod tests {
                 reason: "Slow".into(),
                 message: "took long".into(),
             }],
+            parent_labels: None,
+            parent_annotations: None,
+            patches: Vec::new(),
+            related_requests: Vec::new(),
         }
     }
 

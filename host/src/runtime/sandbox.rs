@@ -7,8 +7,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::sous::reconciler::log::{self, Level};
-use super::bindings::sous::reconciler::types;
+use super::bindings::current::sous::reconciler::log::{self, Level};
+use super::bindings::current::sous::reconciler::types;
+use super::bindings::v0_1::sous::reconciler::{log as legacy_log, types as legacy_types};
 use super::limits::GuestLimiter;
 
 /// Bytes a guest may write to stdout and stderr in one call, and log through
@@ -94,6 +95,21 @@ impl WasiView for GuestState {
 
 /// The `types` interface has no functions; the bindings still want a host for it.
 impl types::Host for GuestState {}
+impl legacy_types::Host for GuestState {}
+
+/// 0.1.0's `log` is the current one under an older name.
+impl legacy_log::Host for GuestState {
+    fn log(&mut self, level: legacy_log::Level, message: String) {
+        let level = match level {
+            legacy_log::Level::Trace => Level::Trace,
+            legacy_log::Level::Debug => Level::Debug,
+            legacy_log::Level::Info => Level::Info,
+            legacy_log::Level::Warn => Level::Warn,
+            legacy_log::Level::Error => Level::Error,
+        };
+        log::Host::log(self, level, message);
+    }
+}
 
 impl log::Host for GuestState {
     fn log(&mut self, level: Level, message: String) {
