@@ -73,6 +73,16 @@ static const cJSON *at_path(const cJSON *object, const char *path) {
     return object;
 }
 
+const cJSON *sous_desired_children(const sous_request *request) {
+    const cJSON *children = member(request->desired, "children");
+    return cJSON_IsArray(children) ? children : NULL;
+}
+
+const cJSON *sous_desired_status(const sous_request *request) {
+    const cJSON *status = member(request->desired, "status");
+    return cJSON_IsNull(status) ? NULL : status;
+}
+
 const char *sous_get_string(const cJSON *object, const char *path) {
     const cJSON *found = at_path(object, path);
     return cJSON_IsString(found) ? found->valuestring : NULL;
@@ -303,6 +313,10 @@ struct sous_response {
     bool requeue;
     uint64_t requeue_after_ms;
     sous_reconciler_types_list_event_t events;
+    cJSON *parent_labels;      /* object of strings; NULL: leave the labels alone */
+    cJSON *parent_annotations; /* object of strings; NULL: leave the annotations alone */
+    cJSON *patches;            /* array */
+    sous_reconciler_types_list_related_request_t related_requests;
 };
 
 struct sous_finalize_response {
@@ -340,6 +354,96 @@ void sous_response_event(sous_response *response, bool warning, const char *reas
     add_event(&response->events, warning, reason, message);
 }
 
+void sous_response_from_desired(sous_response *response, const sous_request *request) {
+    const cJSON *child;
+    cJSON_ArrayForEach(child, sous_desired_children(request)) {
+        sous_response_child(response, checked(cJSON_Duplicate(child, true)));
+    }
+    const cJSON *status = sous_desired_status(request);
+    if (status) sous_response_status(response, checked(cJSON_Duplicate(status, true)));
+}
+
+/* `*set` made an object (the option switched to some), then `key` set in it. */
+static void set_entry(cJSON **set, const char *key, const char *value) {
+    if (!*set) *set = checked(cJSON_CreateObject());
+    set_string(*set, key, value);
+}
+
+static void set_entries(cJSON **set, const cJSON *entries) {
+    if (!*set) *set = checked(cJSON_CreateObject());
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, entries) {
+        if (cJSON_IsString(entry)) set_string(*set, entry->string, entry->valuestring);
+    }
+}
+
+static void set_empty(cJSON **set) {
+    cJSON_Delete(*set);
+    *set = checked(cJSON_CreateObject());
+}
+
+static void set_none(cJSON **set) {
+    cJSON_Delete(*set);
+    *set = NULL;
+}
+
+void sous_response_parent_label(sous_response *response, const char *key, const char *value) {
+    set_entry(&response->parent_labels, key, value);
+}
+
+void sous_response_parent_labels_from(sous_response *response, const cJSON *labels) {
+    set_entries(&response->parent_labels, labels);
+}
+
+void sous_response_parent_labels_clear(sous_response *response) {
+    set_empty(&response->parent_labels);
+}
+
+void sous_response_parent_labels_leave(sous_response *response) {
+    set_none(&response->parent_labels);
+}
+
+void sous_response_parent_annotation(sous_response *response, const char *key,
+                                     const char *value) {
+    set_entry(&response->parent_annotations, key, value);
+}
+
+void sous_response_parent_annotations_from(sous_response *response, const cJSON *annotations) {
+    set_entries(&response->parent_annotations, annotations);
+}
+
+void sous_response_parent_annotations_clear(sous_response *response) {
+    set_empty(&response->parent_annotations);
+}
+
+void sous_response_parent_annotations_leave(sous_response *response) {
+    set_none(&response->parent_annotations);
+}
+
+void sous_response_patch(sous_response *response, cJSON *patch) {
+    cJSON_AddItemToArray(response->patches, patch);
+}
+
+/* A C string (NULL: none) -> a WIT option<string>, copied. */
+static void option_dup(reconciler_option_string_t *out, const char *text) {
+    out->is_some = text != NULL;
+    if (text) reconciler_string_dup(&out->val, text);
+    else out->val = (reconciler_string_t){0};
+}
+
+void sous_response_request_related(sous_response *response, const char *api_version,
+                                   const char *kind, const char *namespace_, const char *name,
+                                   const char *selector) {
+    sous_reconciler_types_list_related_request_t *list = &response->related_requests;
+    list->ptr = checked(realloc(list->ptr, (list->len + 1) * sizeof *list->ptr));
+    sous_reconciler_types_related_request_t *request = &list->ptr[list->len++];
+    reconciler_string_dup(&request->api_version, api_version);
+    reconciler_string_dup(&request->kind, kind);
+    option_dup(&request->namespace_, namespace_);
+    option_dup(&request->name, name);
+    option_dup(&request->selector, selector);
+}
+
 void sous_finalize_not_yet(sous_finalize_response *response, uint64_t ms) {
     response->done = false;
     response->requeue_after_ms = ms;
@@ -373,7 +477,7 @@ static sous_error *parse_list(const char *what, const sous_reconciler_types_list
 
 /* Parses the raw request into `request`, then frees the raw one (ours to free). */
 static sous_error *parse_request(reconciler_request_t *raw, sous_request *request) {
-    cJSON *parent = NULL, *children = NULL, *related = NULL, *config = NULL;
+    cJSON *parent = NULL, *children = NULL, *related = NULL, *config = NULL, *desired = NULL;
     char *name = checked(malloc(raw->reconciler.len + 1));
     memcpy(name, raw->reconciler.ptr, raw->reconciler.len);
     name[raw->reconciler.len] = '\0';
@@ -381,8 +485,14 @@ static sous_error *parse_request(reconciler_request_t *raw, sous_request *reques
     if (!error) error = parse_list("a child", &raw->children, &children);
     if (!error) error = parse_list("a related object", &raw->related, &related);
     if (!error && raw->config.is_some) error = parse("a config", &raw->config.val, &config);
+    if (!error && raw->desired.is_some) {
+        error = parse("a desired state", &raw->desired.val, &desired);
+        if (!error && !cJSON_IsObject(desired))
+            error = sous_transient("the host sent a desired state that is not a JSON object "
+                                   "{children, status}");
+    }
     reconciler_request_free(raw);
-    *request = (sous_request){name, parent, children, related, config};
+    *request = (sous_request){name, parent, children, related, config, desired};
     return error;
 }
 
@@ -392,6 +502,7 @@ static void free_request(sous_request *request) {
     cJSON_Delete((cJSON *)request->children);
     cJSON_Delete((cJSON *)request->related);
     cJSON_Delete((cJSON *)request->config);
+    cJSON_Delete((cJSON *)request->desired);
 }
 
 /* A cJSON value -> JSON text for the host (the bindings free it after the call). */
@@ -399,6 +510,35 @@ static void json_text(const cJSON *value, reconciler_string_t *out) {
     char *text = checked(cJSON_PrintUnformatted(value));
     out->ptr = (uint8_t *)text;
     out->len = strlen(text);
+}
+
+/* A JSON array of objects -> a list of JSON texts; deletes `array`. */
+static void json_texts(cJSON *array, sous_reconciler_types_list_object_t *out) {
+    size_t count = (size_t)cJSON_GetArraySize(array);
+    out->len = count;
+    out->ptr = count ? checked(malloc(count * sizeof *out->ptr)) : NULL;
+    size_t i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, array) json_text(item, &out->ptr[i++]);
+    cJSON_Delete(array);
+}
+
+/* A JSON object of strings (NULL: none) -> a WIT option<list<key-value>>; deletes `set`. */
+static void key_values(cJSON *set, sous_reconciler_types_option_list_key_value_t *out) {
+    out->is_some = set != NULL;
+    out->val = (sous_reconciler_types_list_key_value_t){0};
+    if (!set) return;
+    size_t count = (size_t)cJSON_GetArraySize(set);
+    out->val.len = count;
+    out->val.ptr = count ? checked(malloc(count * sizeof *out->val.ptr)) : NULL;
+    size_t i = 0;
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, set) {
+        reconciler_string_dup(&out->val.ptr[i].f0, entry->string);
+        reconciler_string_dup(&out->val.ptr[i].f1, entry->valuestring);
+        i++;
+    }
+    cJSON_Delete(set);
 }
 
 static bool fail(sous_error *error, reconciler_error_t *err) {
@@ -417,18 +557,13 @@ bool exports_reconciler_reconcile(reconciler_request_t *raw, reconciler_response
     sous_error *error = parse_request(raw, &request);
     if (error) return fail(error, err);
 
-    sous_response response = {.children = checked(cJSON_CreateArray())};
+    sous_response response = {.children = checked(cJSON_CreateArray()),
+                               .patches = checked(cJSON_CreateArray())};
     error = sous_reconcile(&request, &response);
     if (error) return fail(error, err);
 
-    size_t count = (size_t)cJSON_GetArraySize(response.children);
-    ret->children.len = count;
-    ret->children.ptr = count ? checked(malloc(count * sizeof *ret->children.ptr)) : NULL;
-    size_t i = 0;
-    const cJSON *child;
-    cJSON_ArrayForEach(child, response.children) json_text(child, &ret->children.ptr[i++]);
-    cJSON_Delete(response.children);
-
+    *ret = (reconciler_response_t){0};
+    json_texts(response.children, &ret->children);
     ret->status.is_some = response.status != NULL;
     if (response.status) {
         json_text(response.status, &ret->status.val);
@@ -437,6 +572,10 @@ bool exports_reconciler_reconcile(reconciler_request_t *raw, reconciler_response
     ret->requeue_after_ms.is_some = response.requeue;
     ret->requeue_after_ms.val = response.requeue_after_ms;
     ret->events = response.events;
+    key_values(response.parent_labels, &ret->parent_labels);
+    key_values(response.parent_annotations, &ret->parent_annotations);
+    json_texts(response.patches, &ret->patches);
+    ret->related_requests = response.related_requests;
     /* Last: the response may have referred to the request's strings. */
     free_request(&request);
     return true;

@@ -24,7 +24,7 @@
  *
  * Memory: every call runs in a fresh instance that is thrown away afterwards,
  * so a reconciler need not free what it allocates. Functions taking a `cJSON *`
- * that they keep (children, status, spec) take ownership of it: to answer an
+ * that they keep (children, status, spec, patches) take ownership of it: to answer an
  * observed object (or part of one) as desired, pass a `cJSON_Duplicate` of it,
  * never the request's own item. Strings of the request stay valid until the
  * response has been sent, so `cJSON_CreateStringReference` to them is fine.
@@ -79,6 +79,15 @@ typedef struct sous_request {
     const cJSON *related;
     /* The Reconciler's `spec.config`, or NULL when none was given. */
     const cJSON *config;
+    /*
+     * What earlier steps of a pipeline proposed for this parent, parsed: a
+     * JSON object `{"children": [object...], "status": {...}}`, or NULL when
+     * one module serves the reconciler alone. Read it with
+     * `sous_desired_children` and `sous_desired_status`, or start the
+     * response from it with `sous_response_from_desired`. Text that is not
+     * JSON fails the call as transient before `sous_reconcile` runs.
+     */
+    const cJSON *desired;
 } sous_request;
 
 /* The parent's `metadata.name` ("" if missing). */
@@ -110,6 +119,11 @@ const cJSON *sous_child(const sous_request *request, const char *kind, const cha
 /* The next related object of `kind` after `after` (NULL: the first), or NULL. */
 const cJSON *sous_related_of_kind(const sous_request *request, const char *kind,
                                   const cJSON *after);
+
+/* The children in `request->desired` (a JSON array), or NULL when there are none. */
+const cJSON *sous_desired_children(const sous_request *request);
+/* The status in `request->desired`, or NULL when it proposes none. */
+const cJSON *sous_desired_status(const sous_request *request);
 
 /* String at a dotted path (`"status.phase"`) of `object`, or NULL. */
 const char *sous_get_string(const cJSON *object, const char *path);
@@ -153,6 +167,56 @@ void sous_response_requeue_after_ms(sous_response *response, uint64_t ms);
 /* Records a Normal (or Warning) Event on the parent. */
 void sous_response_event(sous_response *response, bool warning, const char *reason,
                          const char *message);
+
+/*
+ * Starts the response from what earlier pipeline steps proposed: adds a copy
+ * of each child of `request->desired` and sets a copy of its status. Does
+ * nothing without a desired state (a module alone).
+ */
+void sous_response_from_desired(sous_response *response, const sous_request *request);
+
+/*
+ * Parent labels and annotations. By default the response leaves the parent's
+ * labels alone. The first `sous_response_parent_label` switches it to a
+ * complete set of labels: every label the reconciler wants on the parent
+ * must then be set on every call; a label it stops setting is removed, labels
+ * others set are never touched. Keys under `sous.dev/` are the host's and
+ * refused. `key` and `value` are copied; setting a key again replaces its value.
+ */
+void sous_response_parent_label(sous_response *response, const char *key, const char *value);
+/* Adds every string entry of the JSON object `labels` as a parent label (copied). */
+void sous_response_parent_labels_from(sous_response *response, const cJSON *labels);
+/* Makes the parent's label set empty: removes every label this reconciler set. */
+void sous_response_parent_labels_clear(sous_response *response);
+/* Back to the default: leave the parent's labels as they are. */
+void sous_response_parent_labels_leave(sous_response *response);
+/* The same for the parent's annotations. */
+void sous_response_parent_annotation(sous_response *response, const char *key, const char *value);
+void sous_response_parent_annotations_from(sous_response *response, const cJSON *annotations);
+void sous_response_parent_annotations_clear(sous_response *response);
+void sous_response_parent_annotations_leave(sous_response *response);
+
+/*
+ * Adds a patch: fields contributed to an object the reconciler does not own
+ * (`apiVersion`, `kind`, `metadata.name`, namespace, and only the fields to
+ * set; `sous_object` makes the start of one). Server-side applied with the
+ * reconciler's field manager; a patch never creates nor deletes an object.
+ * Takes `patch`.
+ */
+void sous_response_patch(sous_response *response, cJSON *patch);
+
+/*
+ * Asks for more related objects: those of `api_version`/`kind`, only in
+ * `namespace_` (NULL: the parent's namespace; "*": every namespace), only the
+ * one named `name` (NULL: any), only those matching `selector` (the syntax of
+ * `kubectl -l`, e.g. "app=web,tier in (front,back)"; NULL: any). The host
+ * calls again with them added to `request->related`; only kinds declared in
+ * the Reconciler's `spec.related` may be requested. Return the same requests
+ * on every call that needs the objects. The strings are copied.
+ */
+void sous_response_request_related(sous_response *response, const char *api_version,
+                                   const char *kind, const char *namespace_, const char *name,
+                                   const char *selector);
 
 /* The answer to `sous_finalize`: done unless `sous_finalize_not_yet` is called. */
 typedef struct sous_finalize_response sous_finalize_response;
