@@ -15,12 +15,50 @@ type Request struct {
 	children   []Object
 	related    []Object
 	config     json.RawMessage
+	desired    *Desired
+}
+
+// Desired is what earlier steps of a pipeline proposed for the parent: the
+// complete desired state so far. A step answers the complete desired state
+// too, usually this one changed (see [NewResponseFrom]).
+type Desired struct {
+	// Children are the desired children proposed so far.
+	Children []Object `json:"children"`
+	// Status is the proposed .status of the parent, nil when none was
+	// proposed.
+	Status Object `json:"status"`
+}
+
+// ParseDesired parses the JSON text `{"children": [...], "status": {...}}` of
+// request.desired; text that does not fit is a transient error (the host
+// sent it).
+func ParseDesired(text string) (*Desired, *Error) {
+	var desired Desired
+	if err := json.Unmarshal([]byte(text), &desired); err != nil {
+		return nil, Transient("the host sent a desired state that is not JSON of {children, status}: %v", err)
+	}
+	return &desired, nil
+}
+
+// Child is the proposed child of kind named name, or nil.
+func (d *Desired) Child(kind, name string) Object {
+	if d == nil {
+		return nil
+	}
+	return findObject(d.Children, kind, name)
 }
 
 // NewRequest builds a request from decoded objects, as the host would send
 // it. For tests.
 func NewRequest(reconciler string, parent Object, children, related []Object) *Request {
 	return &Request{reconciler: reconciler, parent: parent, children: children, related: related}
+}
+
+// WithDesired sets what earlier pipeline steps proposed (nil: none, as when
+// one module serves the reconciler alone) and returns r. For tests.
+func (r *Request) WithDesired(desired *Desired) *Request {
+	r.desired = desired
+	return r
 }
 
 // ParseRequest builds a request from the JSON texts the host sends; text that
@@ -111,14 +149,21 @@ func (r *Request) SpecField(field string, out any) error {
 func (r *Request) Children() []Object { return r.children }
 
 // Child is the observed child of kind named name, or nil.
-func (r *Request) Child(kind, name string) Object {
-	for _, child := range r.children {
-		if child["kind"] == kind && Lookup(child, "metadata", "name") == name {
-			return child
+func (r *Request) Child(kind, name string) Object { return findObject(r.children, kind, name) }
+
+func findObject(objects []Object, kind, name string) Object {
+	for _, object := range objects {
+		if object["kind"] == kind && Lookup(object, "metadata", "name") == name {
+			return object
 		}
 	}
 	return nil
 }
+
+// Desired is what earlier steps of a pipeline proposed for this parent (the
+// complete desired state so far), or nil when this module serves the
+// reconciler alone. Start the answer from it with [NewResponseFrom].
+func (r *Request) Desired() *Desired { return r.desired }
 
 // Related are the related objects, read-only.
 func (r *Request) Related() []Object { return r.related }

@@ -170,3 +170,70 @@ func TestErrorsKeepTheirKindAndOthersAreTransient(t *testing.T) {
 		t.Fatal("a reconciler without Finalize answers done")
 	}
 }
+
+func TestDesiredIsWhatEarlierStepsProposedAndNilWhenAlone(t *testing.T) {
+	if request(t).Desired() != nil || request(t).Desired().Child("Service", "p") != nil {
+		t.Fatal("no desired when one module serves the reconciler alone")
+	}
+	desired, err := ParseDesired(`{"children": [{"kind": "Service", "metadata": {"name": "p"}}], "status": {"phase": "Ready"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := request(t).WithDesired(desired)
+	if r.Desired().Child("Service", "p") == nil || r.Desired().Child("Service", "q") != nil ||
+		r.Desired().Status["phase"] != "Ready" {
+		t.Fatalf("got %+v", r.Desired())
+	}
+	wire, _ := NewResponseFrom(r.Desired()).Child(Object{"kind": "ConfigMap"}).Wire()
+	if !reflect.DeepEqual(wire.Children, []string{`{"kind":"Service","metadata":{"name":"p"}}`, `{"kind":"ConfigMap"}`}) ||
+		*wire.Status != `{"phase":"Ready"}` {
+		t.Fatalf("NewResponseFrom starts from the proposal: %+v", wire)
+	}
+	onlyChildren, _ := ParseDesired(`{"children": []}`)
+	if wire, _ := NewResponseFrom(onlyChildren).Wire(); wire.Status != nil || len(wire.Children) != 0 {
+		t.Fatalf("no proposed status, no status change: %+v", wire)
+	}
+	if _, err := ParseDesired(`{"children": {}}`); err == nil || !err.Transient {
+		t.Fatalf("a desired state that does not fit is transient: %v", err)
+	}
+}
+
+func TestParentLabelsAreNoneUntilSetAndThenTheCompleteSet(t *testing.T) {
+	wire, _ := NewResponse().Wire()
+	if wire.ParentLabels != nil || wire.ParentAnnotations != nil {
+		t.Fatal("a response that sets none leaves the parent's labels and annotations alone")
+	}
+	wire, _ = NewResponse().ParentLabels(nil).ParentAnnotations(map[string]string{}).Wire()
+	if wire.ParentLabels == nil || len(wire.ParentLabels) != 0 || wire.ParentAnnotations == nil {
+		t.Fatalf("ParentLabels(nil) answers the empty set: %#v", wire)
+	}
+	wire, _ = NewResponse().
+		ParentLabel("tier", "front").
+		ParentLabels(map[string]string{"app": "web", "tier": "back"}).
+		ParentAnnotation("note", "hi").
+		Wire()
+	if !reflect.DeepEqual(wire.ParentLabels, []KeyValue{{"app", "web"}, {"tier", "back"}}) ||
+		!reflect.DeepEqual(wire.ParentAnnotations, []KeyValue{{"note", "hi"}}) {
+		t.Fatalf("got %#v", wire)
+	}
+}
+
+func TestPatchesAndRelatedRequestsReachTheWire(t *testing.T) {
+	wire, err := NewResponse().
+		Patch(NewObject("apps/v1", "Deployment", "theirs").Spec(Object{"replicas": 2})).
+		Patch(RawJSON(`{"kind":"Raw"}`)).
+		RequestRelated(RelatedRequest{APIVersion: "v1", Kind: "Secret", Name: "creds"}).
+		Wire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(wire.Patches, []string{
+		`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"theirs"},"spec":{"replicas":2}}`,
+		`{"kind":"Raw"}`}) ||
+		!reflect.DeepEqual(wire.RelatedRequests, []RelatedRequest{{APIVersion: "v1", Kind: "Secret", Name: "creds"}}) {
+		t.Fatalf("got %#v", wire)
+	}
+	if _, err := NewResponse().Patch(Object{"f": func() {}}).Wire(); err == nil || !err.Transient {
+		t.Fatalf("a patch that is not JSON is transient: %v", err)
+	}
+}
