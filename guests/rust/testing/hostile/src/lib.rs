@@ -23,9 +23,31 @@
 //! - `echo`: answers the objects of `spec.objects` as its children, verbatim,
 //!   and `spec.status` as the status when there is one (the
 //!   controller-pattern trials choose the answer this way);
+//!
+//! Attacks on the fields of `sous:reconciler@0.2.0`, each answered beside the
+//! harmless ConfigMap `<name>-0` so that only the attack can be refused:
+//! - `patch-owner`: a patch to the ConfigMap `spec.target` (default
+//!   `<name>-victim`) that sets `metadata.ownerReferences` to the parent, so
+//!   that someone else's object would be garbage collected with it;
+//! - `parent-label-reserved`: the parent label `spec.key` (default
+//!   `sous.dev/reconciler`, a key under the host's `sous.dev/`) = `hijacked`;
+//! - `related-undeclared`: a related request for `spec.apiVersion`/`spec.kind`
+//!   (default `v1`/`Secret`, a kind no hostile Reconciler declares), in every
+//!   namespace;
+//! - `related-selector`: a related request for `v1`/`ConfigMap` whose
+//!   selector `spec.selector` (default `app in (web`) is malformed;
+//! - `related-unsettled`: a related request for the ConfigMap
+//!   `<name>-<n>`, `n` the number of related objects this call got, so the
+//!   requests change whenever the previous ones found something (they never
+//!   settle while `<name>-0`, `<name>-1`, ... exist);
+//! - `related-random`: a related request for a ConfigMap with a fresh random
+//!   name on every call, so the requests never settle whatever the cluster
+//!   holds;
 //! - anything else: one harmless ConfigMap, to show the guest still works.
 
+use sous_guest::bindings::sous::reconciler::types::RelatedRequest;
 use sous_guest::bindings::{Error, FinalizeResponse, Guest, Request, Response, export_raw};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sous_guest::{Value, json};
@@ -63,12 +85,55 @@ impl Guest for Hostile {
             .then(|| &parent["spec"]["status"])
             .filter(|status| status.is_object())
             .map(Value::to_string);
-        Ok(Response {
+        let mut response = Response {
             children,
             status,
             requeue_after_ms: None,
             events: Vec::new(),
-        })
+            parent_labels: None,
+            parent_annotations: None,
+            patches: Vec::new(),
+            related_requests: Vec::new(),
+        };
+        let spec = &parent["spec"];
+        match spec["attack"].as_str().unwrap_or("") {
+            "patch-owner" => response.patches.push(owning_patch(&name, &parent)),
+            "parent-label-reserved" => {
+                let key = spec["key"].as_str().unwrap_or("sous.dev/reconciler");
+                response.parent_labels = Some(vec![(key.to_string(), "hijacked".to_string())]);
+            }
+            "related-undeclared" => response.related_requests.push(RelatedRequest {
+                api_version: spec["apiVersion"].as_str().unwrap_or("v1").to_string(),
+                kind: spec["kind"].as_str().unwrap_or("Secret").to_string(),
+                namespace: Some("*".to_string()),
+                name: None,
+                selector: None,
+            }),
+            "related-selector" => response.related_requests.push(RelatedRequest {
+                selector: Some(
+                    spec["selector"]
+                        .as_str()
+                        .unwrap_or("app in (web")
+                        .to_string(),
+                ),
+                ..config_map_request(None)
+            }),
+            "related-unsettled" => {
+                let seen = request.related.len();
+                let wanted = format!("{name}-{seen}");
+                response
+                    .related_requests
+                    .push(config_map_request(Some(wanted)));
+            }
+            "related-random" => {
+                let wanted = format!("{name}-{:016x}", random());
+                response
+                    .related_requests
+                    .push(config_map_request(Some(wanted)));
+            }
+            _ => {}
+        }
+        Ok(response)
     }
 
     fn finalize(request: Request) -> Result<FinalizeResponse, Error> {
@@ -81,6 +146,47 @@ impl Guest for Hostile {
             events: Vec::new(),
         })
     }
+}
+
+/// A patch to someone else's ConfigMap that makes the parent its owner.
+fn owning_patch(name: &str, parent: &Value) -> String {
+    let target = parent["spec"]["target"]
+        .as_str()
+        .map_or_else(|| format!("{name}-victim"), str::to_string);
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": target,
+            "ownerReferences": [{
+                "apiVersion": parent["apiVersion"],
+                "kind": parent["kind"],
+                "name": name,
+                "uid": parent["metadata"]["uid"],
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "data": { "owned": "by the hostile guest" },
+    })
+    .to_string()
+}
+
+/// A related request for ConfigMaps in the parent's namespace, of `name` if given.
+fn config_map_request(name: Option<String>) -> RelatedRequest {
+    RelatedRequest {
+        api_version: "v1".to_string(),
+        kind: "ConfigMap".to_string(),
+        namespace: None,
+        name,
+        selector: None,
+    }
+}
+
+/// A random number: std's hash keys come from the host's WASI random, fresh
+/// in every instance.
+fn random() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
 
 fn echo(objects: &Value) -> Vec<String> {
