@@ -14,11 +14,31 @@
 //     ConfigMap, to prove that no state survives from one call to the next;
 //   - escape: tries the filesystem, the environment, the arguments and the
 //     network, and reports what it got in a ConfigMap;
-//   - anything else: one harmless ConfigMap, to show the guest still works.
+//
+// Attacks on the fields of sous:reconciler@0.2.0, each answered beside the
+// harmless ConfigMap <name>-0 so that only the attack can be refused:
+//   - patch-owner: a patch to the ConfigMap spec.target (default
+//     <name>-victim) that sets metadata.ownerReferences to the parent, so
+//     that someone else's object would be garbage collected with it;
+//   - parent-label-reserved: the parent label spec.key (default
+//     sous.dev/reconciler, a key under the host's sous.dev/) = hijacked;
+//   - related-undeclared: a related request for spec.apiVersion/spec.kind
+//     (default v1/Secret, a kind no hostile Reconciler declares), in every
+//     namespace;
+//   - related-selector: a related request for v1/ConfigMap whose selector
+//     spec.selector (default "app in (web") is malformed;
+//   - related-unsettled: a related request for the ConfigMap <name>-<n>, n
+//     the number of related objects this call got, so the requests change
+//     whenever the previous ones found something;
+//   - related-random: a related request for a ConfigMap with a fresh random
+//     name on every call, so the requests never settle.
+//
+// Anything else: one harmless ConfigMap, to show the guest still works.
 package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -46,6 +66,12 @@ func (Hostile) Reconcile(request *sous.Request) (*sous.Response, error) {
 		name = "hostile"
 	}
 	attack, _ := sous.Lookup(request.Parent(), "spec", "attack").(string)
+	specString := func(field, fallback string) string {
+		if value, ok := sous.Lookup(request.Parent(), "spec", field).(string); ok {
+			return value
+		}
+		return fallback
+	}
 	response := sous.NewResponse()
 	switch attack {
 	case "loop":
@@ -80,6 +106,24 @@ func (Hostile) Reconcile(request *sous.Request) (*sous.Response, error) {
 		return nil, sous.Transient("the hostile guest is resting")
 	case "escape":
 		response.Child(escapeReport(name))
+	case "patch-owner":
+		response.Child(configMap(name, 0)).Patch(owningPatch(name, specString("target", name+"-victim"), request.Parent()))
+	case "parent-label-reserved":
+		response.Child(configMap(name, 0)).ParentLabel(specString("key", "sous.dev/reconciler"), "hijacked")
+	case "related-undeclared":
+		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{
+			APIVersion: specString("apiVersion", "v1"), Kind: specString("kind", "Secret"), Namespace: "*",
+		})
+	case "related-selector":
+		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{
+			APIVersion: "v1", Kind: "ConfigMap", Selector: specString("selector", "app in (web"),
+		})
+	case "related-unsettled":
+		wanted := fmt.Sprintf("%s-%d", name, len(request.Related()))
+		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{APIVersion: "v1", Kind: "ConfigMap", Name: wanted})
+	case "related-random":
+		wanted := fmt.Sprintf("%s-%016x", name, rand.Uint64())
+		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{APIVersion: "v1", Kind: "ConfigMap", Name: wanted})
 	case "remember":
 		calls++
 		response.Child(configMap(name, calls))
@@ -138,6 +182,27 @@ func escapeReport(name string) sous.Object {
 			"environment": strconv.Itoa(len(os.Environ())),
 			"arguments":   strconv.Itoa(len(os.Args)),
 		},
+	}
+}
+
+// owningPatch is a patch to someone else's ConfigMap that makes the parent
+// its owner.
+func owningPatch(name, target string, parent sous.Object) sous.Object {
+	return sous.Object{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata": sous.Object{
+			"name": target,
+			"ownerReferences": []any{sous.Object{
+				"apiVersion":         parent["apiVersion"],
+				"kind":               parent["kind"],
+				"name":               name,
+				"uid":                sous.Lookup(parent, "metadata", "uid"),
+				"controller":         true,
+				"blockOwnerDeletion": true,
+			}},
+		},
+		"data": sous.Object{"owned": "by the hostile guest"},
 	}
 }
 
