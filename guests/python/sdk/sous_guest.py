@@ -14,6 +14,12 @@ desired children and status. Subclass `Reconciler`, decorate the class with
                 "data", {"greeting": greeting})
             return Response().child(config_map)
 
+Besides children and a status, a response may set the parent's labels and
+annotations (`parent_label`, `parent_annotation`), patch objects the
+reconciler does not own (`patch`) and ask for more related objects
+(`request_related`); in a pipeline, `request.desired` is what the earlier
+steps proposed and `Response.from_desired` starts from it.
+
 Errors: raise `Invalid` (the parent is wrong; the host reports it and waits for
 the parent to change) or `Transient` (retry with backoff). Any other exception
 escaping `reconcile` or `finalize` is a crash: the traceback goes to stderr
@@ -34,6 +40,7 @@ import typing
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
 __all__ = [
+    "Desired",
     "Error",
     "Event",
     "FinalizeResponse",
@@ -42,6 +49,7 @@ __all__ = [
     "LabelSelector",
     "ObjectBuilder",
     "Reconciler",
+    "RelatedRequest",
     "Request",
     "Response",
     "Rollout",
@@ -255,10 +263,61 @@ def _dig(value: Any, *keys: str) -> Any:
 # --------------------------------------------------------------------------- request
 
 
+@dataclasses.dataclass
+class Desired:
+    """What the earlier steps of a pipeline proposed for the parent
+    (`Request.desired`): the complete desired state so far, which a step
+    usually answers changed (see `Response.from_desired`)."""
+
+    children: list = dataclasses.field(default_factory=list)
+    """The proposed children, each a complete object (a dict)."""
+    status: Optional[dict] = None
+    """The proposed `.status` of the parent, or None when none was proposed."""
+
+    @classmethod
+    def from_json(cls, text: str) -> "Desired":
+        """The proposal from its JSON text `{"children": [...], "status":
+        {...}}` (both keys optional). Text that is not JSON, or not of that
+        shape, is `Transient`: the host sends it, so that would be a fault of
+        the host, not of the parent."""
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise Transient(f"the host sent a desired state that is not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise Transient(f"the host sent a desired state that is {_describe(value)}, "
+                            f'not an object {{"children": [...], "status": {{...}}}}')
+        children = value.get("children")
+        if children is None:
+            children = []
+        if not isinstance(children, list):
+            raise Transient(f"the host sent a desired state whose `children` is "
+                            f"{_describe(children)}, not a list")
+        for i, child in enumerate(children):
+            if not isinstance(child, dict):
+                raise Transient(f"the host sent a desired state whose `children[{i}]` is "
+                                f"{_describe(child)}, not an object")
+        status = value.get("status")
+        if status is not None and not isinstance(status, dict):
+            raise Transient(f"the host sent a desired state whose `status` is "
+                            f"{_describe(status)}, not an object")
+        return cls(children=children, status=status)
+
+    def child(self, kind: str, name: str, api_version: Optional[str] = None) -> Optional[dict]:
+        """The proposed child of `kind` (and `api_version`, if given) named
+        `name`, or None."""
+        return next(_matching(self.children, kind, api_version, name), None)
+
+    def children_of_kind(self, kind: str, api_version: Optional[str] = None) -> list:
+        """The proposed children of `kind` (and `api_version`, if given)."""
+        return list(_matching(self.children, kind, api_version))
+
+
 class Request:
     """What the host observed for one parent: the parent, the children it owns,
     the related objects and the reconciler's configuration, as plain Python
-    values (dicts, lists, strings, numbers) parsed from the JSON the host sent.
+    values (dicts, lists, strings, numbers) parsed from the JSON the host sent;
+    in a pipeline, also what the earlier steps proposed (`desired`).
     """
 
     def __init__(
@@ -268,12 +327,16 @@ class Request:
         related: Iterable[dict] = (),
         config: Any = None,
         reconciler: str = "",
+        desired: Optional[Desired] = None,
     ) -> None:
         self.reconciler = reconciler
         self.parent = parent
         self.children = list(children)
         self.related = list(related)
         self.raw_config = config
+        self.desired: Optional[Desired] = desired
+        """What the earlier steps of a pipeline proposed (a `Desired`), or
+        None when this module serves the reconciler alone."""
 
     @classmethod
     def from_wit(cls, raw: Any) -> "Request":
@@ -292,6 +355,7 @@ class Request:
             related=[parse("a related object", r) for r in raw.related],
             config=None if raw.config is None else parse("a config", raw.config),
             reconciler=raw.reconciler,
+            desired=None if raw.desired is None else Desired.from_json(raw.desired),
         )
 
     # The parent.
@@ -446,6 +510,26 @@ class LabelSelector:
                 return False
         return True
 
+    def format(self) -> str:
+        """The selector in the syntax of `kubectl -l` (what a
+        `RelatedRequest` takes), e.g. `tier=web,env notin (dev)`; empty for
+        the empty selector, which selects everything."""
+        parts = [f"{key}={value}" for key, value in self.match_labels.items()]
+        for requirement in self.match_expressions:
+            key, operator = requirement.key, requirement.operator
+            if operator == "In":
+                parts.append(f"{key} in ({','.join(requirement.values)})")
+            elif operator == "NotIn":
+                parts.append(f"{key} notin ({','.join(requirement.values)})")
+            elif operator == "Exists":
+                parts.append(key)
+            elif operator == "DoesNotExist":
+                parts.append(f"!{key}")
+            else:
+                raise ValueError(f"label selector operator {operator!r} is none of "
+                                 f"{', '.join(_OPERATORS)}")
+        return ",".join(parts)
+
 
 # --------------------------------------------------------------------------- objects
 
@@ -550,9 +634,71 @@ class Event:
         return types.Event(event_type=kind, reason=self.reason, message=self.message)
 
 
+@dataclasses.dataclass
+class RelatedRequest:
+    """Objects to read beyond what the host sent: the host calls `reconcile`
+    again in the same pass with the objects selected added to
+    `Request.related`. Only kinds the reconciler declares in `spec.related`
+    can be requested, and a request only narrows what the declaration
+    selects. Give it to `Response.request_related` (or `related_requests=`)."""
+
+    api_version: str
+    """`group/version` of the kind, e.g. `v1` or `apps/v1`."""
+    kind: str
+    """The kind, e.g. `ConfigMap`."""
+    namespace: Optional[str] = None
+    """Only objects in this namespace (`*`: every namespace). None: the
+    parent's namespace (every namespace for a cluster-scoped parent)."""
+    name: Optional[str] = None
+    """Only the object of this name."""
+    selector: Optional[str] = None
+    """Only objects whose labels match this selector, in the syntax of
+    `kubectl -l` (`app=web,tier in (front,back)`). A `LabelSelector` or a
+    dict of labels (every one must match) is turned into that text."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.selector, LabelSelector):
+            self.selector = self.selector.format() or None
+        elif isinstance(self.selector, Mapping):
+            self.selector = LabelSelector(dict(self.selector)).format() or None
+        for field in ("api_version", "kind"):
+            if not isinstance(getattr(self, field), str) or not getattr(self, field):
+                raise ValueError(f"a related request's {field} is a non-empty string, "
+                                 f"not {getattr(self, field)!r}")
+        for field in ("namespace", "name", "selector"):
+            if getattr(self, field) is not None and not isinstance(getattr(self, field), str):
+                raise TypeError(f"a related request's {field} is a string or None, "
+                                f"not {type(getattr(self, field)).__name__}")
+
+    def to_wit(self) -> Any:
+        """The WIT `related-request` record."""
+        from wit_world.imports import types
+
+        return types.RelatedRequest(api_version=self.api_version, kind=self.kind,
+                                    namespace=self.namespace, name=self.name,
+                                    selector=self.selector)
+
+
+def _key_values(what: str, values: Optional[Mapping[str, str]]) -> Optional[list]:
+    if values is None:
+        return None
+    pairs = []
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"{what} are strings: {key!r}: {value!r}")
+        pairs.append((key, value))
+    return pairs
+
+
+def _built(value: Any) -> Any:
+    return value.build() if isinstance(value, ObjectBuilder) else value
+
+
 class Response:
     """The desired state of one parent: every child to keep, the status, events
-    and an optional requeue. Methods chain::
+    and an optional requeue; optionally the parent's labels and annotations,
+    patches to objects the reconciler does not own and requests for more
+    related objects. Methods chain::
 
         Response().child(deployment).child(service).status({"phase": "Ready"})
     """
@@ -563,18 +709,51 @@ class Response:
         status: Optional[dict] = None,
         requeue_after: Optional[float] = None,
         events: Iterable[Event] = (),
+        parent_labels: Optional[Mapping[str, str]] = None,
+        parent_annotations: Optional[Mapping[str, str]] = None,
+        patches: Iterable[Any] = (),
+        related_requests: Iterable[RelatedRequest] = (),
     ) -> None:
-        self.children: list = [c.build() if isinstance(c, ObjectBuilder) else c for c in children]
+        self.children: list = [_built(c) for c in children]
         self.status_value: Optional[dict] = status
         self.requeue_after_ms: Optional[int] = (
             None if requeue_after is None else _milliseconds(requeue_after))
         self.events: list = list(events)
+        self.parent_labels: Optional[dict] = None if parent_labels is None else dict(parent_labels)
+        """The complete set of labels this reconciler sets on the parent (a
+        label it stops setting is removed; others' labels are never
+        touched), or None (the default) to leave the parent's labels alone.
+        `{}` removes every label it set. Keys under `sous.dev/` are refused
+        by the host."""
+        self.parent_annotations: Optional[dict] = (
+            None if parent_annotations is None else dict(parent_annotations))
+        """The complete set of annotations this reconciler sets on the
+        parent, or None (the default) to leave them alone; as `parent_labels`."""
+        self.patches: list = [_built(p) for p in patches]
+        """Partial objects server-side applied to objects the reconciler
+        does not own (see `patch`)."""
+        self.related_requests: list = list(related_requests)
+        """`RelatedRequest`s: more related objects to read (see
+        `request_related`)."""
+
+    @classmethod
+    def from_desired(cls, desired: Optional[Desired]) -> "Response":
+        """A response that starts from what the earlier steps of a pipeline
+        proposed (`request.desired`): their children (copies, so changing
+        them leaves the request alone) and status. An empty response when
+        `desired` is None."""
+        if desired is None:
+            return cls()
+        import copy
+
+        return cls(children=copy.deepcopy(desired.children),
+                   status=copy.deepcopy(desired.status))
 
     def child(self, child: Any) -> "Response":
         """Adds a desired child (a dict or an `ObjectBuilder`). Every child to
         keep must be added on every call: owned children missing from the
         response are deleted."""
-        self.children.append(child.build() if isinstance(child, ObjectBuilder) else child)
+        self.children.append(_built(child))
         return self
 
     def status(self, status: dict) -> "Response":
@@ -592,15 +771,67 @@ class Response:
         self.events.append(event)
         return self
 
+    def parent_label(self, key: str, value: str) -> "Response":
+        """Sets one label on the parent. The labels set this way (or with
+        `parent_labels=`) are the complete set this reconciler manages: one
+        it stops setting is removed from the parent."""
+        if self.parent_labels is None:
+            self.parent_labels = {}
+        self.parent_labels[key] = value
+        return self
+
+    def parent_annotation(self, key: str, value: str) -> "Response":
+        """Sets one annotation on the parent, as `parent_label` does."""
+        if self.parent_annotations is None:
+            self.parent_annotations = {}
+        self.parent_annotations[key] = value
+        return self
+
+    def patch(self, patch: Any) -> "Response":
+        """Adds a patch (a dict or an `ObjectBuilder`): a partial object
+        (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace` unless
+        the parent's, and only the fields to set) server-side applied to an
+        object the reconciler does not own, e.g. one container's image in
+        someone else's Deployment. A patch never creates the object (a
+        missing one is skipped with a Warning event), never deletes it, and
+        adds no owner reference; a patch no longer returned is no longer
+        applied, and the fields it set keep their last values."""
+        self.patches.append(_built(patch))
+        return self
+
+    def request_related(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: Optional[str] = None,
+        name: Optional[str] = None,
+        selector: Any = None,
+    ) -> "Response":
+        """Asks for more related objects (see `RelatedRequest` for the
+        fields): when the requests differ from the previous call's in this
+        pass, the host calls `reconcile` again with the objects they select
+        in `request.related`. Return the same requests on every call that
+        needs the objects."""
+        self.related_requests.append(RelatedRequest(api_version, kind, namespace, name, selector))
+        return self
+
     def to_wit(self) -> Any:
         """The WIT `response` record, objects as JSON text."""
         from wit_world.imports import types
 
+        for request in self.related_requests:
+            if not isinstance(request, RelatedRequest):
+                raise TypeError(f"related_requests holds RelatedRequest values, "
+                                f"not {type(request).__name__}")
         return types.Response(
             children=[_json_text(c) for c in self.children],
             status=None if self.status_value is None else _json_text(self.status_value),
             requeue_after_ms=self.requeue_after_ms,
             events=[e.to_wit() for e in self.events],
+            parent_labels=_key_values("parent labels", self.parent_labels),
+            parent_annotations=_key_values("parent annotations", self.parent_annotations),
+            patches=[_json_text(p) for p in self.patches],
+            related_requests=[r.to_wit() for r in self.related_requests],
         )
 
 

@@ -9,20 +9,22 @@ from typing import Optional
 
 import sous_guest
 from componentize_py_types import Err
-from sous_guest import (Event, FinalizeResponse, Invalid, Reconciler, Request, Response, Rollout,
-                        Transient, export, resource)
+from sous_guest import (Desired, Event, FinalizeResponse, Invalid, LabelRequirement, LabelSelector,
+                        Reconciler, RelatedRequest, Request, Response, Rollout, Transient, export,
+                        resource)
 from wit_world.imports import types
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def raw_request(parent, children=(), related=(), config=None):
+def raw_request(parent, children=(), related=(), config=None, desired=None):
     return types.Request(
         reconciler="r",
         parent=parent if isinstance(parent, str) else json.dumps(parent),
         children=[json.dumps(c) for c in children],
         related=[json.dumps(r) for r in related],
         config=config,
+        desired=desired if desired is None or isinstance(desired, str) else json.dumps(desired),
     )
 
 
@@ -104,6 +106,60 @@ class RequestTest(unittest.TestCase):
             Request.from_wit(raw_request("{"))
 
 
+class DesiredTest(unittest.TestCase):
+    """`request.desired`: what earlier steps of a pipeline proposed."""
+
+    PARENT = {"metadata": {"name": "p"}}
+    SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "p"}}
+    DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "p"}}
+
+    def test_absent_when_the_module_serves_alone(self):
+        r = Request.from_wit(raw_request(self.PARENT))
+        self.assertIsNone(r.desired)
+        self.assertIsNone(Request(self.PARENT).desired)
+
+    def test_children_and_status_are_parsed(self):
+        r = Request.from_wit(raw_request(self.PARENT, desired={
+            "children": [self.SERVICE, self.DEPLOYMENT], "status": {"phase": "Ready"}}))
+        self.assertEqual(r.desired, Desired([self.SERVICE, self.DEPLOYMENT], {"phase": "Ready"}))
+        self.assertEqual(r.desired.child("Service", "p"), self.SERVICE)
+        self.assertIsNone(r.desired.child("Service", "q"))
+        self.assertIsNone(r.desired.child("Deployment", "p", api_version="v1"))
+        self.assertEqual(r.desired.children_of_kind("Deployment", "apps/v1"), [self.DEPLOYMENT])
+
+    def test_missing_or_null_keys_are_empty(self):
+        for text in ('{}', '{"children": null, "status": null}', '{"children": []}'):
+            self.assertEqual(Request.from_wit(raw_request(self.PARENT, desired=text)).desired,
+                             Desired([], None), text)
+
+    def test_a_malformed_desired_state_is_transient_and_says_what_is_wrong(self):
+        cases = [
+            ('{"children": [', "the host sent a desired state that is not JSON: "),
+            ("[]", "the host sent a desired state that is a list, not an object"),
+            ('{"children": {}}', "`children` is an object, not a list"),
+            ('{"children": [{}, "x"]}', '`children[1]` is string "x", not an object'),
+            ('{"status": 3}', "`status` is number `3`, not an object"),
+        ]
+        for text, message in cases:
+            with self.assertRaises(Transient) as caught:
+                Request.from_wit(raw_request(self.PARENT, desired=text))
+            self.assertIn(message, caught.exception.message, text)
+
+    def test_a_response_starts_from_the_proposal_without_changing_it(self):
+        desired = Desired([self.SERVICE], {"phase": "Ready"})
+        response = Response.from_desired(desired)
+        response.children[0]["metadata"]["labels"] = {"a": "b"}
+        response.status_value["extra"] = 1
+        response.child(self.DEPLOYMENT)
+        self.assertEqual(desired, Desired([self.SERVICE], {"phase": "Ready"}))
+        raw = response.to_wit()
+        self.assertEqual([json.loads(c) for c in raw.children], [
+            {**self.SERVICE, "metadata": {"name": "p", "labels": {"a": "b"}}}, self.DEPLOYMENT])
+        self.assertEqual(json.loads(raw.status), {"phase": "Ready", "extra": 1})
+        empty = Response.from_desired(None).to_wit()
+        self.assertEqual((empty.children, empty.status), ([], None))
+
+
 class ResponseTest(unittest.TestCase):
     def test_the_builder_makes_a_complete_object(self):
         built = (resource("v1", "Service", "web").namespace("shop")
@@ -129,8 +185,56 @@ class ResponseTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             Event("Info", "Up", "m")
         empty = Response().to_wit()
-        self.assertEqual((empty.children, empty.status, empty.requeue_after_ms, empty.events),
-                         ([], None, None, []))
+        self.assertEqual((empty.children, empty.status, empty.requeue_after_ms, empty.events,
+                          empty.parent_labels, empty.parent_annotations, empty.patches,
+                          empty.related_requests),
+                         ([], None, None, [], None, None, [], []))
+
+    def test_parent_labels_and_annotations_are_none_or_the_complete_set(self):
+        raw = (Response().parent_label("team", "web").parent_label("tier", "front")
+               .parent_annotation("example.com/note", "hi").to_wit())
+        self.assertEqual(raw.parent_labels, [("team", "web"), ("tier", "front")])
+        self.assertEqual(raw.parent_annotations, [("example.com/note", "hi")])
+        raw = Response(parent_labels={"a": "1"}, parent_annotations={}).to_wit()
+        self.assertEqual((raw.parent_labels, raw.parent_annotations), ([("a", "1")], []))
+        response = Response()
+        response.parent_labels = {}
+        self.assertEqual(response.to_wit().parent_labels, [])
+        with self.assertRaisesRegex(TypeError, "parent labels are strings: 'n': 1"):
+            Response(parent_labels={"n": 1}).to_wit()
+
+    def test_patches_become_json_text_like_children(self):
+        patch = (resource("apps/v1", "Deployment", "web").namespace("shop")
+                 .spec({"template": {"spec": {"containers": [{"name": "app", "image": "a:2"}]}}}))
+        raw = Response(patches=[{"kind": "ConfigMap"}]).patch(patch).to_wit()
+        self.assertEqual(raw.patches, [
+            '{"kind":"ConfigMap"}',
+            '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},'
+            '"spec":{"template":{"spec":{"containers":[{"name":"app","image":"a:2"}]}}}}',
+        ])
+        self.assertEqual(raw.children, [])
+
+    def test_related_requests_become_the_wit_record(self):
+        selector = LabelSelector({"tier": "web"}, [LabelRequirement("env", "NotIn", ["dev"])])
+        raw = (Response(related_requests=[RelatedRequest("v1", "ConfigMap", name="settings")])
+               .request_related("apps/v1", "Deployment", namespace="*", selector="app=web")
+               .request_related("v1", "Secret", selector=selector)
+               .request_related("v1", "Pod", selector={"app": "web", "tier": "front"})
+               .request_related("v1", "Node", selector=LabelSelector())
+               .to_wit())
+        self.assertEqual(raw.related_requests, [
+            types.RelatedRequest("v1", "ConfigMap", None, "settings", None),
+            types.RelatedRequest("apps/v1", "Deployment", "*", None, "app=web"),
+            types.RelatedRequest("v1", "Secret", None, None, "tier=web,env notin (dev)"),
+            types.RelatedRequest("v1", "Pod", None, None, "app=web,tier=front"),
+            types.RelatedRequest("v1", "Node", None, None, None),
+        ])
+        with self.assertRaises(ValueError):
+            RelatedRequest("", "ConfigMap")
+        with self.assertRaises(TypeError):
+            RelatedRequest("v1", "ConfigMap", namespace=3)
+        with self.assertRaisesRegex(TypeError, "not dict"):
+            Response(related_requests=[{"kind": "ConfigMap"}]).to_wit()
 
     def test_finalize_answers_done_or_not_yet(self):
         self.assertTrue(FinalizeResponse.done().to_wit().done)
@@ -177,6 +281,22 @@ class RunTest(unittest.TestCase):
             self.run_echo("crash")
         with self.assertRaisesRegex(TypeError, "reconcile must return a Response, not dict"):
             self.run_echo("dict")
+
+    def test_a_pipeline_step_sees_the_proposal_and_a_malformed_one_is_transient(self):
+        class Step(Reconciler):
+            def reconcile(self, request):
+                return Response.from_desired(request.desired).status({"steps": 2})
+
+        proposal = {"children": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "c"}}], "status": {"steps": 1}}
+        raw = sous_guest.run_reconcile(Step(), raw_request({"metadata": {"name": "e"}},
+                                                           desired=proposal))
+        self.assertEqual([json.loads(c) for c in raw.children], proposal["children"])
+        self.assertEqual(json.loads(raw.status), {"steps": 2})
+        with self.assertRaises(Err) as caught:
+            sous_guest.run_reconcile(Step(), raw_request({"metadata": {"name": "e"}},
+                                                         desired="not json"))
+        self.assertIsInstance(caught.exception.value, types.Error_Transient)
 
     def test_finalize_defaults_to_done(self):
         raw = sous_guest.run_finalize(Echo(), raw_request({"metadata": {"name": "e"}}))
@@ -253,6 +373,16 @@ class LabelSelectorTest(unittest.TestCase):
                 Selector(match_expressions=[requirement]).check("spec.selector")
             self.assertIn(message, str(raised.exception))
         Selector(match_expressions=[Requirement("a", "NotIn", ["b"])]).check("spec.selector")
+
+    def test_a_selector_formats_as_kubectl_reads_it(self):
+        Selector, Requirement = sous_guest.LabelSelector, sous_guest.LabelRequirement
+        self.assertEqual(Selector().format(), "")
+        self.assertEqual(Selector({"a": "1", "b": "2"}, [
+            Requirement("c", "In", ["x", "y"]), Requirement("d", "NotIn", ["z"]),
+            Requirement("e", "Exists"), Requirement("f", "DoesNotExist"),
+        ]).format(), "a=1,b=2,c in (x,y),d notin (z),e,!f")
+        with self.assertRaises(ValueError):
+            Selector(match_expressions=[Requirement("a", "Near")]).format()
 
     def test_a_spec_reads_a_selector_from_camel_case(self):
         @dataclass

@@ -4,10 +4,13 @@ The related objects are the Deployments (apps/v1) of the parent's namespace.
 For every one whose labels match `spec.selector` (`matchLabels` and
 `matchExpressions` with `In`, `NotIn`, `Exists`, `DoesNotExist`, as in
 Kubernetes: an empty selector matches every Deployment) and that runs at
-least one container from the repository `spec.image`, the desired children
-hold a minimal Deployment patch setting those containers' image to
-`image:tag` (server-side apply merges the containers by name, so the rest of
-the Deployment is left as it is).
+least one container from the repository `spec.image`, the response holds a
+patch (not a child: the Deployments are not the ImagePolicy's) setting
+those containers' image to `image:tag`: a partial Deployment with only the
+name, the namespace and `spec.template.spec.containers[{name, image}]`.
+Server-side apply merges the containers by name, so the rest of the
+Deployment is left as it is, and a patch neither creates, owns nor deletes
+a Deployment.
 
 The status lists the containers this reconcile changes (`updated`: name,
 container, from, to), how many Deployments the selector matched (`matched`),
@@ -95,7 +98,7 @@ class ImageUpdater(Reconciler):
             namespace = deployment["metadata"].get("namespace")
             if namespace:
                 patch.namespace(namespace)
-            response.child(patch)
+            response.patch(patch)
 
         if updated:
             phase = "Updating"

@@ -34,9 +34,9 @@ class RawResponse(Response):
         self.texts = texts
 
     def to_wit(self):
-        from wit_world.imports import types
-
-        return types.Response(children=self.texts, status=None, requeue_after_ms=None, events=[])
+        raw = super().to_wit()
+        raw.children = self.texts
+        return raw
 
 
 @export
