@@ -13,6 +13,25 @@
   ConfigMap, to prove that no state survives from one call to the next;
 - `escape`: tries the filesystem, the environment, the arguments and the
   network, and reports what it got in a ConfigMap;
+
+Attacks on the fields of `sous:reconciler@0.2.0` (as the Rust hostile
+guest's), each answered beside the harmless ConfigMap `<name>-0` so that only
+the attack can be refused:
+- `patch-owner`: a patch to the ConfigMap `spec.target` (default
+  `<name>-victim`) setting `metadata.ownerReferences` to the parent, so that
+  someone else's object would be garbage collected with it;
+- `parent-label-reserved`: the parent label `spec.key` (default
+  `sous.dev/reconciler`, a key under the host's `sous.dev/`) = `hijacked`;
+- `related-undeclared`: a related request for `spec.apiVersion`/`spec.kind`
+  (default `v1`/`Secret`, a kind no hostile Reconciler declares), in every
+  namespace;
+- `related-selector`: a related request for `v1`/`ConfigMap` whose selector
+  `spec.selector` (default `app in (web`) is malformed;
+- `related-unsettled`: a related request for the ConfigMap `<name>-<n>`, `n`
+  the number of related objects this call got, so the requests change
+  whenever the previous ones found something;
+- `related-random`: a related request for a ConfigMap with a fresh random
+  name on every call, so the requests never settle;
 - anything else: one harmless ConfigMap, to show the guest still works.
 """
 
@@ -70,7 +89,24 @@ class Hostile(Reconciler):
         if attack == "remember":
             CALLS += 1
             return Response().child(config_map(name, CALLS))
-        return Response().child(config_map(name, 0))
+        response = Response().child(config_map(name, 0))
+        spec = request.spec
+        if attack == "patch-owner":
+            response.patch(owning_patch(name, request.parent))
+        elif attack == "parent-label-reserved":
+            response.parent_label(spec.get("key") or "sous.dev/reconciler", "hijacked")
+        elif attack == "related-undeclared":
+            response.request_related(spec.get("apiVersion") or "v1", spec.get("kind") or "Secret",
+                                     namespace="*")
+        elif attack == "related-selector":
+            response.request_related("v1", "ConfigMap", selector=spec.get("selector") or "app in (web")
+        elif attack == "related-unsettled":
+            response.request_related("v1", "ConfigMap", name=f"{name}-{len(request.related)}")
+        elif attack == "related-random":
+            # os.urandom asks the host's WASI random on every call (the
+            # `random` module was seeded once, at build time, in the snapshot).
+            response.request_related("v1", "ConfigMap", name=f"{name}-{os.urandom(8).hex()}")
+        return response
 
 
 def spin():
@@ -135,6 +171,28 @@ def escape_report(name):
             "environment": str(len(os.environ)),
             "arguments": str(len(sys.argv)),
         },
+    }
+
+
+def owning_patch(name, parent):
+    """A patch to someone else's ConfigMap that makes the parent its owner."""
+    spec = parent.get("spec") or {}
+    metadata = parent.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": spec.get("target") or f"{name}-victim",
+            "ownerReferences": [{
+                "apiVersion": parent.get("apiVersion"),
+                "kind": parent.get("kind"),
+                "name": name,
+                "uid": metadata.get("uid"),
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "data": {"owned": "by the hostile guest"},
     }
 
 
