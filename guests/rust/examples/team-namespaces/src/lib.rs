@@ -9,6 +9,13 @@
 //!   cluster-scoped related kind), a RoleBinding `team-<role>` granting it
 //!   to the group `team:<team>` in that namespace.
 //!
+//! It also labels the Namespace itself `teams.example.dev/decorated: "true"`
+//! (a parent label, applied with the reconciler's field manager: the
+//! Namespace's other labels stay as they are, and the label goes away if a
+//! later version stops answering it), so that
+//! `kubectl get namespaces -l teams.example.dev/decorated` lists the
+//! namespaces it has decorated.
+//!
 //! Without any team role it still isolates the namespace and says so in a
 //! Warning event. It answers no status: a decorated object's status is its
 //! own controller's.
@@ -19,6 +26,9 @@ use sous_guest::{Error, Event, Reconciler, Request, Response, json, object};
 const TEAM_LABEL: &str = "team";
 /// The label marking the ClusterRoles every team gets in its namespaces.
 const TEAM_ROLE_LABEL: &str = "sous.dev/team-role";
+/// The label this reconciler sets on every Namespace it decorates (a parent
+/// label: any key outside the host's `sous.dev/`).
+const DECORATED_LABEL: &str = "teams.example.dev/decorated";
 
 /// The reconciler.
 pub struct TeamNamespaces;
@@ -44,7 +54,9 @@ impl Reconciler for TeamNamespaces {
         .labels(labels)
         .spec(json!({"podSelector": {}, "policyTypes": ["Ingress"]}))
         .build();
-        let mut response = Response::new().child(deny);
+        let mut response = Response::new()
+            .parent_label(DECORATED_LABEL, "true")
+            .child(deny);
         let mut roles: Vec<&str> = request
             .related_of_kind("ClusterRole")
             .filter(|role| role["metadata"]["labels"][TEAM_ROLE_LABEL] == "true")
