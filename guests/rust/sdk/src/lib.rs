@@ -21,8 +21,25 @@
 //! sous_guest::export!(Hello);
 //! ```
 //!
+//! Beyond children, status, events and requeue, a [`Response`] can set the
+//! parent's own labels and annotations ([`Response::parent_label`],
+//! [`Response::parent_annotation`]), contribute fields to objects the
+//! reconciler does not own ([`Response::patch`]) and ask to read more related
+//! objects in the same pass ([`Response::request_related`] with a
+//! [`RelatedRequest`]). A step of a pipeline finds what the earlier steps
+//! proposed in [`Request::desired`] and usually answers it changed:
+//!
+//! ```ignore
+//! fn reconcile(request: &Request) -> Result<Response, Error> {
+//!     let proposed = request.desired().cloned().unwrap_or_default();
+//!     Ok(Response::from(proposed)
+//!         .parent_label("example.dev/checked", "true")
+//!         .request_related(RelatedRequest::new("v1", "ConfigMap").name("settings")))
+//! }
+//! ```
+//!
 //! The contract itself (what the host does with each field) is documented in
-//! `wit/reconciler.wit`.
+//! `wit/reconciler.wit` (`sous:reconciler@0.2.0`).
 
 mod desired;
 mod error;
@@ -106,4 +123,61 @@ macro_rules! export {
 
         $crate::bindings::export_raw!($reconciler with_types_in $crate::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipeline step: keeps what earlier steps proposed, labels the parent
+    /// and asks for a ConfigMap.
+    struct Step;
+
+    impl Reconciler for Step {
+        fn reconcile(request: &Request) -> Result<Response, Error> {
+            let proposed = request.desired().cloned().unwrap_or_default();
+            Ok(Response::from(proposed)
+                .parent_label("example.dev/checked", "true")
+                .request_related(RelatedRequest::new("v1", "ConfigMap").name("settings")))
+        }
+    }
+
+    fn raw(desired: Option<&str>) -> wit::Request {
+        wit::Request {
+            reconciler: "step".into(),
+            parent: r#"{"metadata": {"name": "p"}}"#.into(),
+            children: vec![],
+            related: vec![],
+            config: None,
+            desired: desired.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_step_answers_the_proposed_state_with_its_own_additions() {
+        let raw = run_reconcile::<Step>(raw(Some(
+            r#"{"children": [{"kind": "Service"}], "status": {"phase": "Ready"}}"#,
+        )))
+        .unwrap();
+        assert_eq!(raw.children, [r#"{"kind":"Service"}"#]);
+        assert_eq!(raw.status.as_deref(), Some(r#"{"phase":"Ready"}"#));
+        assert_eq!(
+            raw.parent_labels,
+            Some(vec![("example.dev/checked".into(), "true".into())])
+        );
+        assert_eq!(raw.related_requests[0].name.as_deref(), Some("settings"));
+    }
+
+    #[test]
+    fn alone_a_step_starts_from_nothing() {
+        let raw = run_reconcile::<Step>(raw(None)).unwrap();
+        assert!(raw.children.is_empty());
+        assert_eq!(raw.status, None);
+    }
+
+    #[test]
+    fn a_malformed_desired_state_fails_the_call_as_transient() {
+        let error = run_reconcile::<Step>(raw(Some("not json"))).unwrap_err();
+        assert!(matches!(error, wit::Error::Transient(m) if m.contains("desired state")));
+    }
 }
