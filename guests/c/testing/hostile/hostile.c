@@ -8,11 +8,29 @@
  * - `panic`: a message on stderr and abort(), C's crash (a trap);
  * - anything else: one harmless ConfigMap named after the parent (`NAME-0`),
  *   to show the guest still works.
+ *
+ * Attacks on the fields of `sous:reconciler@0.2.0`, as the Rust hostile guest
+ * makes them, each answered beside the harmless ConfigMap `NAME-0` so that
+ * only the attack can be refused:
+ * - `patch-owner`: a patch to the ConfigMap `spec.target` (default
+ *   `NAME-victim`) that sets `metadata.ownerReferences` to the parent;
+ * - `parent-label-reserved`: the parent label `spec.key` (default
+ *   `sous.dev/reconciler`, under the host's `sous.dev/`) = `hijacked`;
+ * - `related-undeclared`: a related request for `spec.apiVersion`/`spec.kind`
+ *   (default `v1`/`Secret`) in every namespace;
+ * - `related-selector`: a related request for ConfigMaps whose selector
+ *   `spec.selector` (default `app in (web`) is malformed;
+ * - `related-unsettled`: a related request for the ConfigMap `NAME-<n>`, `n`
+ *   the number of related objects this call got;
+ * - `related-random`: a related request for a ConfigMap with a fresh random
+ *   name (from WASI random, through getentropy) on every call.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/random.h> /* getentropy: WASI random_get */
 
 #include "sous.h"
 
@@ -27,6 +45,61 @@ static void hoard(void) {
         if (!block) abort(); /* never reached: the host stops the growth first */
         memset(block, 1, 1 << 20);
         __asm__ volatile("" : : "r"(block) : "memory"); /* keep the block and its bytes */
+    }
+}
+
+static const char *spec_or(const sous_request *request, const char *field, const char *fallback) {
+    char path[64];
+    snprintf(path, sizeof path, "spec.%s", field);
+    const char *value = sous_get_string(request->parent, path);
+    return value ? value : fallback;
+}
+
+/* A patch to someone else's ConfigMap that makes the parent its owner. */
+static cJSON *owning_patch(const sous_request *request, const char *name) {
+    char victim[300];
+    snprintf(victim, sizeof victim, "%s-victim", name);
+    cJSON *patch = sous_object("v1", "ConfigMap", spec_or(request, "target", victim));
+    cJSON *owner = sous_string_map("name", name, NULL);
+    const char *fields[] = {"apiVersion", "kind"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *value = sous_get_string(request->parent, fields[i]);
+        if (value) cJSON_AddStringToObject(owner, fields[i], value);
+    }
+    const char *uid = sous_get_string(request->parent, "metadata.uid");
+    if (uid) cJSON_AddStringToObject(owner, "uid", uid);
+    cJSON_AddBoolToObject(owner, "controller", 1);
+    cJSON_AddBoolToObject(owner, "blockOwnerDeletion", 1);
+    cJSON *owners = cJSON_CreateArray();
+    cJSON_AddItemToArray(owners, owner);
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(patch, "metadata"), "ownerReferences",
+                          owners);
+    sous_object_field(patch, "data", sous_string_map("owned", "by the hostile guest", NULL));
+    return patch;
+}
+
+static void attack_new_fields(const sous_request *request, sous_response *response,
+                              const char *attack, const char *name) {
+    char wanted[300];
+    if (strcmp(attack, "patch-owner") == 0) {
+        sous_response_patch(response, owning_patch(request, name));
+    } else if (strcmp(attack, "parent-label-reserved") == 0) {
+        sous_response_parent_label(response, spec_or(request, "key", "sous.dev/reconciler"),
+                                   "hijacked");
+    } else if (strcmp(attack, "related-undeclared") == 0) {
+        sous_response_request_related(response, spec_or(request, "apiVersion", "v1"),
+                                      spec_or(request, "kind", "Secret"), "*", NULL, NULL);
+    } else if (strcmp(attack, "related-selector") == 0) {
+        sous_response_request_related(response, "v1", "ConfigMap", NULL, NULL,
+                                      spec_or(request, "selector", "app in (web"));
+    } else if (strcmp(attack, "related-unsettled") == 0) {
+        snprintf(wanted, sizeof wanted, "%s-%d", name, cJSON_GetArraySize(request->related));
+        sous_response_request_related(response, "v1", "ConfigMap", NULL, wanted, NULL);
+    } else if (strcmp(attack, "related-random") == 0) {
+        uint64_t random = 0;
+        if (getentropy(&random, sizeof random) != 0) abort();
+        snprintf(wanted, sizeof wanted, "%s-%016llx", name, (unsigned long long)random);
+        sous_response_request_related(response, "v1", "ConfigMap", NULL, wanted, NULL);
     }
 }
 
@@ -49,5 +122,6 @@ sous_error *sous_reconcile(const sous_request *request, sous_response *response)
     cJSON *config_map = sous_object("v1", "ConfigMap", child_name);
     sous_object_field(config_map, "data", sous_string_map("index", "0", NULL));
     sous_response_child(response, config_map);
+    attack_new_fields(request, response, attack, name);
     return NULL;
 }

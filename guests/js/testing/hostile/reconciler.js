@@ -14,6 +14,22 @@
 // - `remember`: counts its calls in a module global and reports the count in
 //   a ConfigMap, to prove that no state survives from one call to the next;
 // - anything else: one harmless ConfigMap, to show the guest still works.
+//
+// Attacks on the fields of `sous:reconciler@0.2.0`, as the Rust hostile guest
+// makes them, each answered beside the harmless ConfigMap `<name>-0` so that
+// only the attack can be refused:
+// - `patch-owner`: a patch to the ConfigMap `spec.target` (default
+//   `<name>-victim`) that sets `metadata.ownerReferences` to the parent;
+// - `parent-label-reserved`: the parent label `spec.key` (default
+//   `sous.dev/reconciler`, under the host's `sous.dev/`) = `hijacked`;
+// - `related-undeclared`: a related request for `spec.apiVersion`/`spec.kind`
+//   (default `v1`/`Secret`) in every namespace;
+// - `related-selector`: a related request for ConfigMaps whose selector
+//   `spec.selector` (default `app in (web`) is malformed;
+// - `related-unsettled`: a related request for the ConfigMap `<name>-<n>`,
+//   `n` the number of related objects this call got;
+// - `related-random`: a related request for a ConfigMap with a fresh random
+//   name on every call.
 
 import { Response, Transient, object, reconciler } from "../../sdk/sous.js";
 
@@ -31,6 +47,32 @@ function hoard() {
 
 function configMap(name, index) {
   return object("v1", "ConfigMap", `${name}-${index}`).field("data", { index: String(index) });
+}
+
+/** A patch to someone else's ConfigMap that makes the parent its owner. */
+function owningPatch(name, parent) {
+  const target = typeof parent.spec?.target === "string" ? parent.spec.target : `${name}-victim`;
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: target,
+      ownerReferences: [{
+        apiVersion: parent.apiVersion, kind: parent.kind, name, uid: parent.metadata?.uid,
+        controller: true, blockOwnerDeletion: true,
+      }],
+    },
+    data: { owned: "by the hostile guest" },
+  };
+}
+
+/**
+ * A fresh name part on every call: module globals (and Math.random's seed)
+ * may come from the build-time snapshot, so the wall clock is mixed in.
+ */
+function randomHex() {
+  const part = () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
+  return `${Date.now().toString(16)}${part()}${part()}`;
 }
 
 /** A Response whose children are given as JSON text as they are. */
@@ -71,6 +113,31 @@ export const { reconcile, finalize } = reconciler({
       }
       case "transient":
         throw new Transient("the hostile guest is resting");
+      case "patch-owner":
+        return new Response().child(configMap(name, 0)).patch(owningPatch(name, request.parent));
+      case "parent-label-reserved":
+        return new Response()
+          .child(configMap(name, 0))
+          .parentLabel(typeof spec.key === "string" ? spec.key : "sous.dev/reconciler", "hijacked");
+      case "related-undeclared":
+        return new Response().child(configMap(name, 0)).requestRelated({
+          apiVersion: typeof spec.apiVersion === "string" ? spec.apiVersion : "v1",
+          kind: typeof spec.kind === "string" ? spec.kind : "Secret",
+          namespace: "*",
+        });
+      case "related-selector":
+        return new Response().child(configMap(name, 0)).requestRelated({
+          apiVersion: "v1", kind: "ConfigMap",
+          selector: typeof spec.selector === "string" ? spec.selector : "app in (web",
+        });
+      case "related-unsettled":
+        return new Response()
+          .child(configMap(name, 0))
+          .requestRelated({ apiVersion: "v1", kind: "ConfigMap", name: `${name}-${request.related.length}` });
+      case "related-random":
+        return new Response()
+          .child(configMap(name, 0))
+          .requestRelated({ apiVersion: "v1", kind: "ConfigMap", name: `${name}-${randomHex()}` });
       case "remember":
         calls += 1;
         return new Response().child(configMap(name, calls));
