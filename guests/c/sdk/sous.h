@@ -184,7 +184,11 @@ void sous_response_from_desired(sous_response *response, const sous_request *req
  * refused. `key` and `value` are copied; setting a key again replaces its value.
  */
 void sous_response_parent_label(sous_response *response, const char *key, const char *value);
-/* Adds every string entry of the JSON object `labels` as a parent label (copied). */
+/*
+ * Adds every string entry of the JSON object `labels` as a parent label
+ * (copied; other entries skipped). Switches to a complete set even when
+ * `labels` is NULL or empty.
+ */
 void sous_response_parent_labels_from(sous_response *response, const cJSON *labels);
 /* Makes the parent's label set empty: removes every label this reconciler set. */
 void sous_response_parent_labels_clear(sous_response *response);
