@@ -35,7 +35,7 @@ type Desired struct {
 func ParseDesired(text string) (*Desired, *Error) {
 	var desired Desired
 	if err := json.Unmarshal([]byte(text), &desired); err != nil {
-		return nil, Transient("the host sent a desired state that is not JSON of {children, status}: %v", err)
+		return nil, Transient("the host sent a desired state that is not a JSON object {children, status}: %v", err)
 	}
 	return &desired, nil
 }

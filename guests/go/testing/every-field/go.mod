@@ -1,0 +1,3 @@
+module everyfield
+
+go 1.24
