@@ -33,6 +33,7 @@ bindings are only needed by `Response.to_wit` and the log records go to stderr.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import sys
@@ -744,8 +745,6 @@ class Response:
         `desired` is None."""
         if desired is None:
             return cls()
-        import copy
-
         return cls(children=copy.deepcopy(desired.children),
                    status=copy.deepcopy(desired.status))
 
