@@ -36,10 +36,11 @@
 //!   namespace;
 //! - `related-selector`: a related request for `v1`/`ConfigMap` whose
 //!   selector `spec.selector` (default `app in (web`) is malformed;
-//! - `related-unsettled`: a related request for the ConfigMap
-//!   `<name>-<n>`, `n` the number of related objects this call got, so the
-//!   requests change whenever the previous ones found something (they never
-//!   settle while `<name>-0`, `<name>-1`, ... exist);
+//! - `related-unsettled`: a related request for the ConfigMap `<name>-<n>`,
+//!   `n` one more than the highest `k` of the related ConfigMaps `<name>-<k>`
+//!   this call got (0 when it got none), so the requests change whenever the
+//!   previous ones found something: they never settle while `<name>-0`,
+//!   `<name>-1`, ... exist;
 //! - `related-random`: a related request for a ConfigMap with a fresh random
 //!   name on every call, so the requests never settle whatever the cluster
 //!   holds;
@@ -119,8 +120,7 @@ impl Guest for Hostile {
                 ..config_map_request(None)
             }),
             "related-unsettled" => {
-                let seen = request.related.len();
-                let wanted = format!("{name}-{seen}");
+                let wanted = format!("{name}-{}", next_counter(&name, &request.related));
                 response
                     .related_requests
                     .push(config_map_request(Some(wanted)));
@@ -181,6 +181,25 @@ fn config_map_request(name: Option<String>) -> RelatedRequest {
         name,
         selector: None,
     }
+}
+
+/// One more than the highest `k` of the related ConfigMaps `<name>-<k>`, 0
+/// when there is none.
+fn next_counter(name: &str, related: &[String]) -> u64 {
+    let prefix = format!("{name}-");
+    related
+        .iter()
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(|object| object["kind"] == "ConfigMap")
+        .filter_map(|object| {
+            object["metadata"]["name"]
+                .as_str()?
+                .strip_prefix(&prefix)?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |highest| highest + 1)
 }
 
 /// A random number: std's hash keys come from the host's WASI random, fresh
