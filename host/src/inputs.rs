@@ -96,6 +96,17 @@ pub fn read_case(case: &Path) -> Result<Observed, InputError> {
     })
 }
 
+/// The objects a case's related requests may resolve to (`requested.yaml`),
+/// none when the file is absent.
+pub fn read_requested(case: &Path) -> Result<Vec<Value>, InputError> {
+    let path = case.join("requested.yaml");
+    if path.is_file() {
+        read_objects(&path)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Observed objects: every document, a `kind: List` expanded into its items.
 pub fn read_objects(path: &Path) -> Result<Vec<Value>, InputError> {
     let mut objects = Vec::new();

@@ -14,6 +14,7 @@ pub mod operator;
 pub mod policy;
 pub mod recovery;
 pub mod registry;
+pub mod related;
 pub mod render;
 pub mod runtime;
 pub mod scaffold;

@@ -126,11 +126,21 @@ impl Policy {
         cluster_scoped: Vec<TypeRef>,
     ) -> Result<Self, PolicyError> {
         let children: Vec<TypeRef> = spec.children.iter().map(TypeRef::from).collect();
-        build(
+        let mut policy = build(
             spec.policy.as_ref().unwrap_or(&PolicySpec::default()),
             Some(&children),
             cluster_scoped,
-        )
+        )?;
+        policy.rules.readable = Some(
+            spec.related
+                .iter()
+                .map(|related| TypeRef {
+                    api_version: related.api_version.clone(),
+                    kind: related.kind.clone(),
+                })
+                .collect(),
+        );
+        Ok(policy)
     }
 
     /// The policy a bare `spec.policy` block sets when the reconciler's
@@ -157,6 +167,7 @@ fn build(
             namespaces: namespaces(policy)?,
             cluster_scoped,
             allow_cluster_scoped: policy.allow_cluster_scoped,
+            readable: None,
         },
     })
 }
@@ -281,6 +292,7 @@ mod tests {
                     namespaces: NamespaceRule::Parent,
                     cluster_scoped: scopes(),
                     allow_cluster_scoped: false,
+                    readable: Some(Vec::new()),
                 },
             }
         );

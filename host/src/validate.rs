@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::crd::{check_key, check_value};
+use crate::related::RelatedQuery;
 use crate::runtime::Desired;
 
 /// An object's `apiVersion` and `kind`, e.g. `apps/v1` + `Deployment`.
@@ -112,10 +114,15 @@ pub struct Rules {
     pub cluster_scoped: Vec<TypeRef>,
     /// Whether children of a cluster-scoped kind are allowed at all.
     pub allow_cluster_scoped: bool,
+    /// The kinds declared in `spec.related`: the only kinds a guest may
+    /// request to read or patch. `None` allows any (offline, without a
+    /// manifest).
+    pub readable: Option<Vec<TypeRef>>,
 }
 
 impl Rules {
-    fn is_cluster_scoped(&self, kind: &TypeRef) -> bool {
+    /// Whether `kind` is known to be cluster-scoped (in any version).
+    pub fn is_cluster_scoped(&self, kind: &TypeRef) -> bool {
         self.cluster_scoped.iter().any(|c| c.same_resource(kind))
     }
 }
@@ -124,20 +131,20 @@ impl Rules {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValidationError {
     /// A required field is missing or not a non-empty string.
-    #[error("child #{index}: `{field}` is missing or not a non-empty string")]
+    #[error("{at}: `{field}` is missing or not a non-empty string")]
     MissingField {
-        /// 1-based position in the response.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The field, e.g. `metadata.name`.
         field: &'static str,
     },
     /// A name or namespace Kubernetes would refuse.
     #[error(
-        "child #{index} ({object}): {field} `{value}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most {max} characters)"
+        "{at} ({object}): {field} `{value}` is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most {max} characters)"
     )]
     InvalidName {
-        /// 1-based position.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The object, as `apiVersion/Kind name`.
         object: String,
         /// `metadata.name` or `metadata.namespace`.
@@ -148,20 +155,20 @@ pub enum ValidationError {
         max: usize,
     },
     /// The same object twice.
-    #[error("child #{index} ({object}) duplicates child #{first}")]
+    #[error("{at} ({object}) duplicates {first}")]
     Duplicate {
-        /// 1-based position of the second occurrence.
-        index: usize,
-        /// 1-based position of the first.
-        first: usize,
+        /// Where the second occurrence is.
+        at: Position,
+        /// Where the first is.
+        first: Position,
         /// The object.
         object: String,
     },
     /// A kind outside the allowlist.
-    #[error("child #{index} ({object}): kind `{kind}` is not allowed; allowed kinds: {allowed}")]
+    #[error("{at} ({object}): kind `{kind}` is not allowed; allowed kinds: {allowed}")]
     KindNotAllowed {
-        /// 1-based position.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The object.
         object: String,
         /// Its type.
@@ -171,11 +178,11 @@ pub enum ValidationError {
     },
     /// A namespaced child outside the allowed namespaces.
     #[error(
-        "child #{index} ({object}): namespace `{namespace}` is not allowed; allowed namespaces: {allowed}; widen `policy.allowedNamespaces` or write the child elsewhere"
+        "{at} ({object}): namespace `{namespace}` is not allowed; allowed namespaces: {allowed}; widen `policy.allowedNamespaces` or write the child elsewhere"
     )]
     NamespaceNotAllowed {
-        /// 1-based position.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The object.
         object: String,
         /// Its namespace.
@@ -186,11 +193,11 @@ pub enum ValidationError {
     /// A namespaced child without a namespace, of a cluster-scoped parent,
     /// when namespaces are restricted: nothing to default it to.
     #[error(
-        "child #{index} ({object}): `metadata.namespace` is missing and the parent is cluster-scoped, so there is none to default to; set it (allowed namespaces: {allowed})"
+        "{at} ({object}): `metadata.namespace` is missing and the parent is cluster-scoped, so there is none to default to; set it (allowed namespaces: {allowed})"
     )]
     MissingNamespace {
-        /// 1-based position.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The object.
         object: String,
         /// The allowed namespaces, in words.
@@ -198,23 +205,79 @@ pub enum ValidationError {
     },
     /// A child of a cluster-scoped kind when the policy allows none.
     #[error(
-        "child #{index} ({object}): `{kind}` is cluster-scoped and cluster-scoped children are not allowed; set `policy.allowClusterScoped: true` to allow them"
+        "{at} ({object}): `{kind}` is cluster-scoped and cluster-scoped children are not allowed; set `policy.allowClusterScoped: true` to allow them"
     )]
     ClusterScopedNotAllowed {
-        /// 1-based position.
-        index: usize,
+        /// Where in the response.
+        at: Position,
         /// The object.
         object: String,
         /// Its type.
         kind: TypeRef,
     },
-    /// A child of a cluster-scoped kind that names a namespace.
+    /// A patch, or a related request, of a kind not declared in `spec.related`.
     #[error(
-        "child #{index} ({object}): `{kind}` is cluster-scoped but has `metadata.namespace: {namespace}`; remove the namespace"
+        "{at} ({object}): kind `{kind}` is not declared in `spec.related`; a reconciler may only patch kinds it declares there (declared: {declared})"
     )]
-    NamespaceOnClusterScoped {
+    KindNotDeclared {
+        /// Where in the response.
+        at: Position,
+        /// The object.
+        object: String,
+        /// Its type.
+        kind: TypeRef,
+        /// The declared kinds, comma-separated.
+        declared: String,
+    },
+    /// A patch that sets owner references.
+    #[error(
+        "{at}: a patch may not set `metadata.ownerReferences`; return the object as a child to own it"
+    )]
+    PatchSetsOwner {
+        /// Where in the response.
+        at: Position,
+    },
+    /// A patch of the parent itself.
+    #[error(
+        "{at} is the parent itself; set the parent's labels and annotations with `parent-labels` and `parent-annotations`"
+    )]
+    PatchOfParent {
+        /// Where in the response.
+        at: Position,
+    },
+    /// A label or annotation key under `sous.dev/`.
+    #[error("{what} `{key}`: keys under `sous.dev/` are the host's")]
+    ReservedKey {
+        /// `parent label`, `patch #1`...
+        what: String,
+        /// The key.
+        key: String,
+    },
+    /// A parent label or annotation Kubernetes would refuse.
+    #[error("{what}: {problem}")]
+    InvalidEntry {
+        /// `parent label` or `parent annotation`.
+        what: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A related request that cannot be served.
+    #[error("related request #{index} (`{kind}`): {problem}")]
+    RelatedRequest {
         /// 1-based position.
         index: usize,
+        /// The requested kind.
+        kind: TypeRef,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A child of a cluster-scoped kind that names a namespace.
+    #[error(
+        "{at} ({object}): `{kind}` is cluster-scoped but has `metadata.namespace: {namespace}`; remove the namespace"
+    )]
+    NamespaceOnClusterScoped {
+        /// Where in the response.
+        at: Position,
         /// The object.
         object: String,
         /// Its type.
@@ -224,9 +287,59 @@ pub enum ValidationError {
     },
 }
 
-/// Validates every child of `desired` against `rules` and defaults a
-/// namespaced child's namespace to the parent's (a cluster-scoped child gets
-/// none). Returns the children ready to apply, or the first problem.
+/// Where an object is in a response: `child #2`, `patch #1` (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Which list.
+    pub list: ObjectList,
+    /// 1-based position in that list.
+    pub index: usize,
+}
+
+/// The lists of objects in a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectList {
+    /// `children`.
+    Child,
+    /// `patches`.
+    Patch,
+}
+
+impl Position {
+    /// The `index`th (1-based) desired child.
+    pub fn child(index: usize) -> Self {
+        Self {
+            list: ObjectList::Child,
+            index,
+        }
+    }
+
+    /// The `index`th (1-based) patch.
+    pub fn patch(index: usize) -> Self {
+        Self {
+            list: ObjectList::Patch,
+            index,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = match self.list {
+            ObjectList::Child => "child",
+            ObjectList::Patch => "patch",
+        };
+        write!(f, "{list} #{}", self.index)
+    }
+}
+
+/// Label and annotation keys reserved to the host.
+const RESERVED_PREFIX: &str = "sous.dev/";
+
+/// Validates every child and patch of `desired` against `rules`, defaults a
+/// namespaced object's namespace to the parent's (a cluster-scoped one gets
+/// none), and checks the parent's labels and annotations and the related
+/// requests. Returns the answer ready to apply, or the first problem.
 pub fn validate(
     mut desired: Desired,
     parent: &Value,
@@ -235,67 +348,222 @@ pub fn validate(
     let parent_namespace = parent["metadata"]["namespace"].as_str();
     let mut seen = HashMap::new();
     for (position, child) in desired.children.iter_mut().enumerate() {
-        let index = position + 1;
-        let kind = TypeRef {
-            api_version: required(child, &["apiVersion"], index, "apiVersion")?,
-            kind: required(child, &["kind"], index, "kind")?,
-        };
-        let name = required(child, &["metadata", "name"], index, "metadata.name")?;
-        let object = format!("{kind} `{name}`");
-        check_name(&name, NAME_MAX, index, &object, "metadata.name")?;
-        if let Some(allowed) = rules
-            .allowed_kinds
-            .as_ref()
-            .filter(|allowed| !allowed.contains(&kind))
-        {
-            return Err(ValidationError::KindNotAllowed {
-                index,
-                object,
-                kind,
-                allowed: allowed
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-        let namespace = if rules.is_cluster_scoped(&kind) {
-            check_cluster_scoped(child, rules, index, &object, &kind)?;
-            None
-        } else {
-            let namespace = child_namespace(child, parent_namespace, index, &object)?;
-            check_namespace(
-                namespace.as_deref(),
-                parent_namespace,
-                rules,
-                index,
-                &object,
-            )?;
-            namespace
-        };
-        let identity = (kind.group().to_string(), kind.kind.clone(), namespace, name);
-        if let Some(first) = seen.insert(identity, index) {
-            return Err(ValidationError::Duplicate {
-                index,
-                first,
-                object,
-            });
+        let at = Position::child(position + 1);
+        check_object(
+            child,
+            at,
+            parent_namespace,
+            rules,
+            rules.allowed_kinds.as_ref(),
+            &mut seen,
+        )?;
+    }
+    let parent_identity = identity_of(parent);
+    for (position, patch) in desired.patches.iter_mut().enumerate() {
+        let at = Position::patch(position + 1);
+        check_patch(patch, at)?;
+        let identity = check_object(
+            patch,
+            at,
+            parent_namespace,
+            rules,
+            rules.readable.as_ref(),
+            &mut seen,
+        )?;
+        if Some(&identity) == parent_identity.as_ref() {
+            return Err(ValidationError::PatchOfParent { at });
         }
     }
+    for (what, entries) in [
+        ("parent label", &desired.parent_labels),
+        ("parent annotation", &desired.parent_annotations),
+    ] {
+        for (key, value) in entries.iter().flatten() {
+            check_entry(what, key, value)?;
+        }
+    }
+    for (position, request) in desired.related_requests.iter().enumerate() {
+        check_related_request(request, rules).map_err(|problem| {
+            ValidationError::RelatedRequest {
+                index: position + 1,
+                kind: request.type_ref(),
+                problem,
+            }
+        })?;
+    }
     Ok(desired)
+}
+
+/// The identity of an object for duplicates: group, kind, namespace, name.
+type Identity = (String, String, Option<String>, String);
+
+fn identity_of(object: &Value) -> Option<Identity> {
+    let text = |value: &Value| value.as_str().map(str::to_string);
+    let kind = TypeRef {
+        api_version: text(&object["apiVersion"])?,
+        kind: text(&object["kind"])?,
+    };
+    Some((
+        kind.group().to_string(),
+        kind.kind,
+        text(&object["metadata"]["namespace"]),
+        text(&object["metadata"]["name"])?,
+    ))
+}
+
+/// One desired object's shape, kind (against `allowed`), name and
+/// namespace; returns its identity, refusing one seen before.
+fn check_object(
+    object: &mut Value,
+    at: Position,
+    parent_namespace: Option<&str>,
+    rules: &Rules,
+    allowed: Option<&Vec<TypeRef>>,
+    seen: &mut HashMap<Identity, Position>,
+) -> Result<Identity, ValidationError> {
+    let kind = TypeRef {
+        api_version: required(object, &["apiVersion"], at, "apiVersion")?,
+        kind: required(object, &["kind"], at, "kind")?,
+    };
+    let name = required(object, &["metadata", "name"], at, "metadata.name")?;
+    let described = format!("{kind} `{name}`");
+    check_name(&name, NAME_MAX, at, &described, "metadata.name")?;
+    if let Some(allowed) = allowed.filter(|allowed| !allowed.contains(&kind)) {
+        let listed = allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(if at.list == ObjectList::Patch {
+            ValidationError::KindNotDeclared {
+                at,
+                object: described,
+                kind,
+                declared: listed,
+            }
+        } else {
+            ValidationError::KindNotAllowed {
+                at,
+                object: described,
+                kind,
+                allowed: listed,
+            }
+        });
+    }
+    let namespace = if rules.is_cluster_scoped(&kind) {
+        check_cluster_scoped(object, rules, at, &described, &kind)?;
+        None
+    } else {
+        let namespace = child_namespace(object, parent_namespace, at, &described)?;
+        check_namespace(
+            namespace.as_deref(),
+            parent_namespace,
+            rules,
+            at,
+            &described,
+        )?;
+        namespace
+    };
+    let identity = (kind.group().to_string(), kind.kind.clone(), namespace, name);
+    if let Some(first) = seen.insert(identity.clone(), at) {
+        return Err(ValidationError::Duplicate {
+            at,
+            first,
+            object: described,
+        });
+    }
+    Ok(identity)
+}
+
+/// What only a patch may not carry: owner references (a patch must not make
+/// someone's object collectable) and the host's labels (they would make the
+/// object look like a child, to be pruned).
+fn check_patch(patch: &Value, at: Position) -> Result<(), ValidationError> {
+    let metadata = &patch["metadata"];
+    if metadata.get("ownerReferences").is_some() {
+        return Err(ValidationError::PatchSetsOwner { at });
+    }
+    let reserved = [&metadata["labels"], &metadata["annotations"]]
+        .into_iter()
+        .filter_map(Value::as_object)
+        .flat_map(|entries| entries.keys())
+        .find(|key| is_reserved(key));
+    match reserved {
+        Some(key) => Err(ValidationError::ReservedKey {
+            what: format!("{at}"),
+            key: key.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_PREFIX)
+        || key
+            .split_once('/')
+            .is_some_and(|(prefix, _)| prefix.ends_with(".sous.dev"))
+}
+
+/// A label or annotation for the parent: a valid key, not the host's, and a
+/// valid value for a label.
+fn check_entry(what: &'static str, key: &str, value: &str) -> Result<(), ValidationError> {
+    if is_reserved(key) {
+        return Err(ValidationError::ReservedKey {
+            what: what.to_string(),
+            key: key.to_string(),
+        });
+    }
+    let checked = check_key(key).and_then(|()| {
+        if what == "parent label" {
+            check_value(value)
+        } else {
+            Ok(())
+        }
+    });
+    checked.map_err(|problem| ValidationError::InvalidEntry { what, problem })
+}
+
+/// A related request names a declared kind and a selector that parses.
+fn check_related_request(request: &RelatedQuery, rules: &Rules) -> Result<(), String> {
+    if request.api_version.is_empty() || request.kind.is_empty() {
+        return Err("`apiVersion` and `kind` are required".into());
+    }
+    if let Some(declared) = &rules.readable
+        && !declared
+            .iter()
+            .any(|kind| kind.same_resource(&request.type_ref()))
+    {
+        let declared = declared
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "the kind is not declared in `spec.related`, so it may not be requested (declared: {})",
+            if declared.is_empty() {
+                "none"
+            } else {
+                &declared
+            }
+        ));
+    }
+    request
+        .label_selector()
+        .map(|_| ())
+        .map_err(|problem| format!("the selector is not a label selector: {problem}"))
 }
 
 /// A cluster-scoped child: allowed at all, and without a namespace.
 fn check_cluster_scoped(
     child: &Value,
     rules: &Rules,
-    index: usize,
+    at: Position,
     object: &str,
     kind: &TypeRef,
 ) -> Result<(), ValidationError> {
     if !rules.allow_cluster_scoped {
         return Err(ValidationError::ClusterScopedNotAllowed {
-            index,
+            at,
             object: object.to_string(),
             kind: kind.clone(),
         });
@@ -305,7 +573,7 @@ fn check_cluster_scoped(
         .filter(|namespace| !namespace.is_empty())
     {
         Some(namespace) => Err(ValidationError::NamespaceOnClusterScoped {
-            index,
+            at,
             object: object.to_string(),
             kind: kind.clone(),
             namespace: namespace.to_string(),
@@ -319,18 +587,12 @@ fn check_cluster_scoped(
 fn child_namespace(
     child: &mut Value,
     parent_namespace: Option<&str>,
-    index: usize,
+    at: Position,
     object: &str,
 ) -> Result<Option<String>, ValidationError> {
     match child["metadata"]["namespace"].as_str() {
         Some(namespace) => {
-            check_name(
-                namespace,
-                NAMESPACE_MAX,
-                index,
-                object,
-                "metadata.namespace",
-            )?;
+            check_name(namespace, NAMESPACE_MAX, at, object, "metadata.namespace")?;
             Ok(Some(namespace.to_string()))
         }
         None => {
@@ -346,7 +608,7 @@ fn check_namespace(
     namespace: Option<&str>,
     parent_namespace: Option<&str>,
     rules: &Rules,
-    index: usize,
+    at: Position,
     object: &str,
 ) -> Result<(), ValidationError> {
     let allowed = || rules.namespaces.describe(parent_namespace);
@@ -355,13 +617,13 @@ fn check_namespace(
         // without one (offline, where scopes are unknown).
         None if rules.namespaces == NamespaceRule::Any => Ok(()),
         None => Err(ValidationError::MissingNamespace {
-            index,
+            at,
             object: object.to_string(),
             allowed: allowed(),
         }),
         Some(namespace) if rules.namespaces.allows(namespace, parent_namespace) => Ok(()),
         Some(namespace) => Err(ValidationError::NamespaceNotAllowed {
-            index,
+            at,
             object: object.to_string(),
             namespace: namespace.to_string(),
             allowed: allowed(),
@@ -372,7 +634,7 @@ fn check_namespace(
 fn required(
     child: &Value,
     path: &[&str],
-    index: usize,
+    at: Position,
     field: &'static str,
 ) -> Result<String, ValidationError> {
     path.iter()
@@ -380,7 +642,7 @@ fn required(
         .and_then(Value::as_str)
         .filter(|text| !text.is_empty())
         .map(str::to_string)
-        .ok_or(ValidationError::MissingField { index, field })
+        .ok_or(ValidationError::MissingField { at, field })
 }
 
 /// The longest object name Kubernetes accepts.
@@ -414,7 +676,7 @@ fn is_valid_name(value: &str, max: usize) -> bool {
 fn check_name(
     value: &str,
     max: usize,
-    index: usize,
+    at: Position,
     object: &str,
     field: &'static str,
 ) -> Result<(), ValidationError> {
@@ -422,7 +684,7 @@ fn check_name(
         Ok(())
     } else {
         Err(ValidationError::InvalidName {
-            index,
+            at,
             object: object.to_string(),
             field,
             value: value.to_string(),
@@ -440,9 +702,7 @@ mod tests {
     fn desired(children: Vec<Value>) -> Desired {
         Desired {
             children,
-            status: None,
-            requeue_after: None,
-            events: Vec::new(),
+            ..Desired::default()
         }
     }
 
@@ -483,7 +743,13 @@ mod tests {
                 &Rules::default(),
             )
             .unwrap_err();
-            assert_eq!(error, ValidationError::MissingField { index: 2, field });
+            assert_eq!(
+                error,
+                ValidationError::MissingField {
+                    at: Position::child(2),
+                    field
+                }
+            );
         }
     }
 
@@ -586,7 +852,7 @@ mod tests {
         assert_eq!(
             error,
             ValidationError::NamespaceNotAllowed {
-                index: 1,
+                at: Position::child(1),
                 object: "v1/Service `d`".into(),
                 namespace: "kube-system".into(),
                 allowed: "`shop` (the parent's), `billing`, `ops`".into(),
@@ -695,14 +961,182 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(
-                error,
-                ValidationError::Duplicate {
-                    index: 2,
-                    first: 1,
-                    ..
-                }
+            error.to_string().starts_with(
+                "child #2 (rbac.authorization.k8s.io/v2/ClusterRole `r`) duplicates child #1"
             ),
+            "{error}"
+        );
+    }
+
+    fn deployment_patch(name: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": name},
+               "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}})
+    }
+
+    fn declared(kinds: &[&str]) -> Rules {
+        Rules {
+            readable: Some(kinds.iter().map(|k| TypeRef::parse(k).unwrap()).collect()),
+            ..rules(NamespaceRule::Parent)
+        }
+    }
+
+    #[test]
+    fn patches_are_checked_like_children_against_the_declared_related_kinds() {
+        let rules = declared(&["apps/v1/Deployment"]);
+        let answer = Desired {
+            patches: vec![deployment_patch("web")],
+            ..desired(vec![service("web")])
+        };
+        let valid = validate(answer, &parent(), &rules).unwrap();
+        assert_eq!(valid.patches[0]["metadata"]["namespace"], "shop");
+
+        let undeclared = Desired {
+            patches: vec![service("other")],
+            ..desired(Vec::new())
+        };
+        let error = validate(undeclared, &parent(), &rules).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "patch #1 (v1/Service `other`): kind `v1/Service` is not declared in `spec.related`"
+            ),
+            "{error}"
+        );
+        let elsewhere = Desired {
+            patches: vec![in_namespace(deployment_patch("web"), "kube-system")],
+            ..desired(Vec::new())
+        };
+        let error = validate(elsewhere, &parent(), &rules).unwrap_err();
+        assert!(
+            matches!(error, ValidationError::NamespaceNotAllowed { .. }),
+            "{error}"
+        );
+        let twice = Desired {
+            patches: vec![deployment_patch("web"), deployment_patch("web")],
+            ..desired(Vec::new())
+        };
+        let error = validate(twice, &parent(), &rules).unwrap_err();
+        assert!(error.to_string().contains("duplicates patch #1"), "{error}");
+    }
+
+    #[test]
+    fn a_patch_may_not_own_label_as_a_child_or_touch_the_parent() {
+        let rules = declared(&["apps/v1/Deployment", "example.sous.dev/v1/MyApp"]);
+        let mut owned = deployment_patch("web");
+        owned["metadata"]["ownerReferences"] = json!([{"kind": "MyApp", "name": "p"}]);
+        let mut labelled = deployment_patch("web");
+        labelled["metadata"]["labels"] = json!({"sous.dev/reconciler": "other"});
+        let the_parent = json!({"apiVersion": "example.sous.dev/v1", "kind": "MyApp",
+                                "metadata": {"name": "p", "namespace": "shop"}});
+        for (patch, problem) in [
+            (owned, "may not set `metadata.ownerReferences`"),
+            (
+                labelled,
+                "patch #1 `sous.dev/reconciler`: keys under `sous.dev/` are the host's",
+            ),
+            (the_parent.clone(), "patch #1 is the parent itself"),
+        ] {
+            let answer = Desired {
+                patches: vec![patch],
+                ..desired(Vec::new())
+            };
+            let error = validate(answer, &the_parent, &rules).unwrap_err();
+            assert!(error.to_string().contains(problem), "{error}");
+        }
+    }
+
+    #[test]
+    fn parent_labels_and_annotations_are_kubernetes_keys_not_the_hosts() {
+        let entries = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let answer = |labels, annotations| Desired {
+            parent_labels: labels,
+            parent_annotations: annotations,
+            ..desired(Vec::new())
+        };
+        let rules = rules(NamespaceRule::Parent);
+        let good = answer(
+            entries(&[("team", "a"), ("example.dev/tier", "")]),
+            entries(&[("example.dev/note", "any text, even spaces")]),
+        );
+        assert!(validate(good, &parent(), &rules).is_ok());
+        for (labels, annotations, problem) in [
+            (
+                entries(&[("sous.dev/parent-uid", "x")]),
+                None,
+                "parent label `sous.dev/parent-uid`: keys under `sous.dev/` are the host's",
+            ),
+            (
+                None,
+                entries(&[("x.sous.dev/y", "1")]),
+                "parent annotation `x.sous.dev/y`",
+            ),
+            (
+                entries(&[("team", "a b")]),
+                None,
+                "parent label: `a b` is not a label value",
+            ),
+            (
+                None,
+                entries(&[("-bad", "v")]),
+                "parent annotation: `-bad` is not a label key",
+            ),
+        ] {
+            let error = validate(answer(labels, annotations), &parent(), &rules).unwrap_err();
+            assert!(error.to_string().contains(problem), "{error}");
+        }
+    }
+
+    #[test]
+    fn related_requests_need_a_declared_kind_and_a_selector_that_parses() {
+        let request = |kind: &str, selector: Option<&str>| RelatedQuery {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: None,
+            name: None,
+            selector: selector.map(Into::into),
+        };
+        let answer = |request| Desired {
+            related_requests: vec![request],
+            ..desired(Vec::new())
+        };
+        let rules = declared(&["v1/ConfigMap"]);
+        assert!(
+            validate(
+                answer(request("ConfigMap", Some("app=web"))),
+                &parent(),
+                &rules
+            )
+            .is_ok()
+        );
+        let error = validate(answer(request("Secret", None)), &parent(), &rules).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "related request #1 (`v1/Secret`): the kind is not declared in `spec.related`, so it may not be requested (declared: v1/ConfigMap)"
+        );
+        let error = validate(
+            answer(request("ConfigMap", Some("app in web"))),
+            &parent(),
+            &rules,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the selector is not a label selector"),
+            "{error}"
+        );
+        let error = validate(answer(request("", None)), &parent(), &rules).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`apiVersion` and `kind` are required"),
             "{error}"
         );
     }

@@ -59,7 +59,14 @@ pub fn attack(
     rules: &Rules,
 ) -> (Result<Rendered, RenderError>, Duration) {
     let started = Instant::now();
-    let outcome = render::render(hostile, "hostile", &hostile_parent(attack), limits, rules);
+    let outcome = render::render(
+        hostile,
+        "hostile",
+        &hostile_parent(attack),
+        limits,
+        rules,
+        &render::NoRelatedObjects,
+    );
     (outcome, started.elapsed())
 }
 
@@ -92,6 +99,7 @@ pub fn assert_host_serves(my_app: &LoadedModule, hostile: &LoadedModule) {
         &observed,
         &Limits::default(),
         &Rules::default(),
+        &render::NoRelatedObjects,
     )
     .expect("my-app renders after a hostile call");
     assert_eq!(rendered.children.len(), 2);

@@ -71,6 +71,7 @@ fn answers_like_rust(guest: &Language) {
                 &observed,
                 &Limits::default(),
                 &Rules::default(),
+                &render::NoRelatedObjects,
             )
             .map_err(|e| e.to_string())
         };

@@ -240,6 +240,7 @@ fn a_precompiled_module_is_loaded_from_disk_by_a_new_runtime() {
             &observed,
             &Limits::default(),
             &Rules::default(),
+            &render::NoRelatedObjects,
         )
         .is_err(),
     )

@@ -126,6 +126,7 @@ impl LimitArgs {
                 namespaces: NamespaceRule::Any,
                 cluster_scoped: policy::builtin_cluster_scoped(),
                 allow_cluster_scoped: true,
+                readable: None,
             },
         }
     }

@@ -62,6 +62,10 @@ pub struct RenderArgs {
     /// Related objects passed read-only; repeatable.
     #[arg(long)]
     pub related: Vec<PathBuf>,
+    /// Objects the guest's related requests may resolve to (as the host's
+    /// caches would hold them); repeatable.
+    #[arg(long)]
+    pub requested: Vec<PathBuf>,
     /// The reconciler's configuration (`spec.config`).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -128,12 +132,17 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| manifest.as_ref().map(|(key, _)| key.name.clone()))
         .unwrap_or_else(|| module_name(&args.module));
+    let requested = read_all(&args.requested)?;
     let rendered = render::render(
         &loaded.module,
         &name,
         &observed,
         &policy.limits,
         &policy.rules,
+        &render::GivenObjects {
+            objects: &requested,
+            rules: &policy.rules,
+        },
     )
     .with_context(|| format!("reconciler `{name}` ({})", args.module.display()))?;
     let decorator = match (args.mode, &manifest) {
@@ -216,6 +225,24 @@ fn write_output(output: &Output, format: Format) -> anyhow::Result<()> {
                 } else {
                     writeln!(stderr, "status: {status}")?;
                 }
+            }
+            for (what, entries) in [
+                ("parent labels", &rendered.parent_labels),
+                ("parent annotations", &rendered.parent_annotations),
+            ] {
+                if let Some(entries) = entries {
+                    writeln!(stderr, "{what}: {}", serde_json::to_string(entries)?)?;
+                }
+            }
+            for patch in &rendered.patches {
+                writeln!(stderr, "patch: {patch}")?;
+            }
+            for request in &rendered.related_requests {
+                writeln!(
+                    stderr,
+                    "related request: {}",
+                    serde_json::to_string(request)?
+                )?;
             }
             for write in output.plan.iter().flatten() {
                 match &write.why {

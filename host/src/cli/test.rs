@@ -2,7 +2,8 @@
 //!
 //! A suite is a directory with a `sous.yaml` naming the module; its cases are
 //! the directories under `tests/` (or `cases:`), each holding `parent.yaml`,
-//! optionally `observed.yaml`, `related.yaml` and `config.yaml`, and the
+//! optionally `observed.yaml`, `related.yaml`, `config.yaml`, `desired.yaml`
+//! and `requested.yaml` (what related requests may resolve to), and the
 //! expected outcome in `expected.yaml`.
 //!
 //! A suite's `policy:` (a file as in `policies/`) or `allowKinds:` replaces
@@ -264,12 +265,17 @@ fn load_suite(
 /// Renders one case; `Some(diff)` when it differs from the expectation.
 fn run_case(suite: &Suite, case: &Path, update: bool) -> anyhow::Result<Option<String>> {
     let observed = inputs::read_case(case)?;
+    let requested = inputs::read_requested(case)?;
     let outcome = render::render(
         &suite.module,
         &suite.name,
         &observed,
         &suite.policy.limits,
         &suite.policy.rules,
+        &render::GivenObjects {
+            objects: &requested,
+            rules: &suite.policy.rules,
+        },
     );
     let mut actual = render::outcome_value(&outcome);
     if let Ok(rendered) = &outcome {

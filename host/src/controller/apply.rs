@@ -144,7 +144,9 @@ pub fn changed_by(object: &DynamicObject, ours: &str) -> Option<String> {
 
 /// `actual` holds every field of `wanted` with the same value; lists must
 /// match element by element (the API server adds defaults inside them).
-fn contains(actual: &Value, wanted: &Value) -> bool {
+/// Whether every field of `wanted` holds its value in `actual` (lists of
+/// the same length, item by item).
+pub fn contains(actual: &Value, wanted: &Value) -> bool {
     match (actual, wanted) {
         (Value::Object(actual), Value::Object(wanted)) => wanted
             .iter()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use crate::policy::Policy;
-use crate::render::{self, Observed, RenderError, Rendered};
+use crate::render::{self, Observed, RelatedObjects, RenderError, Rendered};
 use crate::runtime::{CallError, Finalized, LoadedModule};
 use crate::telemetry::Metrics;
 
@@ -32,6 +32,7 @@ impl GuestCaller {
         &self,
         module: Arc<LoadedModule>,
         observed: Observed,
+        related: impl RelatedObjects + Send + 'static,
     ) -> Result<Rendered, RenderError> {
         let (reconciler, policy) = (self.name.clone(), self.policy.clone());
         self.run(move || {
@@ -41,6 +42,7 @@ impl GuestCaller {
                 &observed,
                 &policy.limits,
                 &policy.rules,
+                &related,
             )
         })
         .await

@@ -86,6 +86,9 @@ pub async fn let_go(
     }
     let count: usize = children.iter().map(Vec::len).sum();
     write_children(parent, spine, &children, &[]).await?;
+    spine
+        .requests
+        .forget(parent.metadata.uid.as_deref().unwrap_or_default());
     if holds_finalizer {
         finalizer::remove(
             &spine.setup.client,

@@ -18,9 +18,12 @@ pub mod kinds;
 pub mod labels;
 pub mod leaving;
 pub mod observe;
+pub mod parent_metadata;
 pub mod pass;
+pub mod patches;
 pub mod plan;
 pub mod prune;
+pub mod requests;
 pub mod rollout;
 pub mod status;
 pub mod types;
@@ -44,6 +47,7 @@ use self::guest::GuestCaller;
 use self::kinds::{Kind, Kinds};
 use self::observe::{ChildKind, RelatedSource};
 use self::pass::Spine;
+use self::requests::RequestBook;
 use crate::crd::{ReconcilerKey, ReconcilerSpec, RelatedKind};
 use crate::recovery::{Recovering, WatchBackoff};
 use crate::registry::StatusReport;
@@ -135,6 +139,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         children.push(child);
     }
 
+    let requests = Arc::new(RequestBook::default());
     let mut related = Vec::new();
     for (kind, selection) in &kinds.related {
         let related_writer = Writer::new(kind.resource.clone());
@@ -153,8 +158,18 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
             selection: selection.clone(),
             store,
         });
-        let mapper = parents_seeing(parents.clone(), parent_resource.clone(), kind, selection);
-        controller = controller.watches_stream_with(stream, mapper, kind.resource.clone());
+        controller = if selection.on_request {
+            let (book, namespaced, parents) = (requests.clone(), kind.namespaced, parents.clone());
+            let mapper = move |object: DynamicObject| {
+                book.forget_gone(&parents);
+                let value = serde_json::to_value(&object).expect("objects serialize");
+                book.parents_asking_for(&value, namespaced)
+            };
+            controller.watches_stream_with(stream, mapper, kind.resource.clone())
+        } else {
+            let mapper = parents_seeing(parents.clone(), parent_resource.clone(), kind, selection);
+            controller.watches_stream_with(stream, mapper, kind.resource.clone())
+        };
     }
 
     let concurrency = spec
@@ -170,6 +185,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
         drift: Default::default(),
         status_ignored: Default::default(),
         departures,
+        requests,
     };
     let spine = Arc::new(spine);
     let leavers = tokio::spawn(departures::serve(Arc::downgrade(&spine), candidates));

@@ -21,6 +21,7 @@ pub struct ChildKind {
 }
 
 /// One related kind, its selection and the cache of its objects.
+#[derive(Clone)]
 pub struct RelatedSource {
     /// The kind.
     pub kind: Kind,
@@ -53,17 +54,8 @@ pub fn observe(
     let parent_namespace = parent.metadata.namespace.as_deref();
     let related = related
         .iter()
-        .flat_map(|source| {
-            source.store.state().into_iter().filter(move |object| {
-                let metadata = &object.metadata;
-                source.selection.selects(
-                    source.kind.namespaced,
-                    parent_namespace,
-                    (metadata.namespace.as_deref(), metadata.name.as_deref()),
-                )
-            })
-        })
-        .map(|object| as_json(&object))
+        .filter(|source| !source.selection.on_request)
+        .flat_map(|source| selected(source, parent_namespace))
         .collect();
     Observation {
         observed: Observed {
@@ -75,6 +67,27 @@ pub fn observe(
         },
         children: owned,
     }
+}
+
+/// The objects of `source` its selection passes to a parent in
+/// `parent_namespace`, as JSON.
+pub fn selected<'a>(
+    source: &'a RelatedSource,
+    parent_namespace: Option<&'a str>,
+) -> impl Iterator<Item = Value> + 'a {
+    source
+        .store
+        .state()
+        .into_iter()
+        .filter(move |object| {
+            let metadata = &object.metadata;
+            source.selection.selects(
+                source.kind.namespaced,
+                parent_namespace,
+                (metadata.namespace.as_deref(), metadata.name.as_deref()),
+            )
+        })
+        .map(|object| as_json(&object))
 }
 
 /// The object as JSON, without `managedFields` (bookkeeping of the API
@@ -163,6 +176,7 @@ mod tests {
                 name: None,
                 selector: None,
                 match_labels: Default::default(),
+                on_request: false,
             },
             store: writer.as_reader(),
         };

@@ -20,7 +20,10 @@ use super::kinds::Kind;
 use super::labels::FINALIZER;
 use super::leaving::{self, Leaving};
 use super::observe::{self, ChildKind, RelatedSource};
+use super::parent_metadata::{Entries, ParentMetadata};
+use super::patches::{Patched, Patcher};
 use super::plan::{self, ChildKinds, KindNotWatched};
+use super::requests::{FromCaches, RequestBook};
 use super::status::{self, Readiness};
 use super::write::{Writer, Written};
 use crate::crd::Mode;
@@ -56,6 +59,8 @@ pub struct Spine {
     pub status_ignored: Mutex<HashSet<String>>,
     /// Parents that left the selector, let go of in the background.
     pub departures: Arc<Departures>,
+    /// The related requests each parent settled on.
+    pub requests: Arc<RequestBook>,
 }
 
 /// Why a pass failed in a way worth retrying with backoff.
@@ -79,6 +84,9 @@ pub enum PassError {
     /// The guest's `finalize` failed.
     #[error("finalize failed: {0}")]
     Finalize(crate::runtime::CallError),
+    /// The API server refused the parent's labels or annotations.
+    #[error("writing the parent's labels or annotations: {0}")]
+    ParentMetadata(kube::Error),
 }
 
 impl PassError {
@@ -91,6 +99,10 @@ impl PassError {
             Self::KindNotWatched(_) => "KindNotWatched",
             Self::Claim(error) => error.reason(),
             Self::Finalize(error) => error.reason(),
+            Self::ParentMetadata(kube::Error::Api(status)) if status.code == 409 => {
+                "ParentMetadataConflict"
+            }
+            Self::ParentMetadata(_) => "ParentMetadataFailed",
         }
     }
 
@@ -100,7 +112,9 @@ impl PassError {
     /// that parents converge soon after the API server is back.
     pub fn is_transient(&self) -> bool {
         let source = match self {
-            Self::Api(source) | Self::Apply(ApplyError { source, .. }) => source,
+            Self::Api(source)
+            | Self::ParentMetadata(source)
+            | Self::Apply(ApplyError { source, .. }) => source,
             _ => return false,
         };
         match source {
@@ -214,10 +228,17 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
         spine.setup.spec.config.as_ref(),
     );
     let children = observation.children;
+    let from_caches = FromCaches {
+        sources: spine.related.clone(),
+        parent_namespace: parent.metadata.namespace.clone(),
+        settled: spine
+            .requests
+            .settled(parent.metadata.uid.as_deref().unwrap_or_default()),
+    };
     match spine
         .setup
         .caller
-        .reconcile(module, observation.observed)
+        .reconcile(module, observation.observed, from_caches)
         .await
     {
         Ok(rendered) => converge(parent, spine, &children, rendered).await,
@@ -244,6 +265,15 @@ async fn converge(
             return Err(error);
         }
     };
+    if let Err(error) = write_beyond_children(parent, spine, &rendered).await {
+        report_failure(parent, spine, error.reason(), &error.to_string()).await;
+        return Err(error);
+    }
+    spine.requests.record(
+        parent,
+        &spine.setup.kinds.parent.resource,
+        &rendered.related_requests,
+    );
     let readiness = Readiness::reconciled_holding(rendered.children.len(), &outcome.held);
     write_status(parent, spine, rendered.status.as_ref(), &readiness).await?;
     spine.setup.report.succeeded();
@@ -257,6 +287,69 @@ async fn converge(
         Some(after) => Action::requeue(after),
         None => resync(spine),
     })
+}
+
+/// Writes what an answer asks beyond its children: the patches, then the
+/// parent's labels and annotations.
+async fn write_beyond_children(
+    parent: &DynamicObject,
+    spine: &Spine,
+    rendered: &Rendered,
+) -> Result<(), PassError> {
+    let field_manager = spine.setup.key.field_manager();
+    let related_kinds: Vec<Kind> = spine
+        .related
+        .iter()
+        .map(|source| source.kind.clone())
+        .collect();
+    let patcher = Patcher {
+        client: &spine.setup.writer,
+        field_manager: &field_manager,
+        kinds: &related_kinds,
+        metrics: &spine.setup.metrics,
+        label: &spine.setup.caller.label,
+    };
+    let reference = parent.object_ref(&spine.setup.kinds.parent.resource);
+    for outcome in patcher.write(&rendered.patches).await? {
+        match outcome {
+            Patched::Applied(object) => {
+                let message = format!("applied the reconciler's fields to {object}");
+                spine
+                    .setup
+                    .events
+                    .normal(&reference, "Patch", "Patched", &message)
+                    .await;
+            }
+            Patched::Missing(object) => {
+                let message = format!("{object} does not exist; a patch never creates an object");
+                spine
+                    .setup
+                    .events
+                    .warning(&reference, "Patch", "PatchTargetMissing", &message)
+                    .await;
+            }
+            Patched::Unchanged => {}
+        }
+    }
+    let metadata = ParentMetadata {
+        client: &spine.setup.writer,
+        kind: &spine.setup.kinds.parent,
+        field_manager: &field_manager,
+        metrics: &spine.setup.metrics,
+        label: &spine.setup.caller.label,
+    };
+    for (entries, wanted) in [
+        (Entries::Labels, &rendered.parent_labels),
+        (Entries::Annotations, &rendered.parent_annotations),
+    ] {
+        if let Some(wanted) = wanted {
+            metadata
+                .apply(parent, entries, wanted)
+                .await
+                .map_err(PassError::ParentMetadata)?;
+        }
+    }
+    Ok(())
 }
 
 /// What writing a pass's children left for later.

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{SpecError, check};
 pub use key::ReconcilerKey;
-pub use selector::SelectorError;
+pub use selector::{SelectorError, check_key, check_value, parse_selector};
 pub use spec::{
     Adopt, ChildSpec, ConfigMapKey, DeletePolicy, LabelSelector, LabelSelectorRequirement, Mode,
     ModuleSource, PolicySpec, ReconcilerSpec, RelatedKind, TypeMeta, UpdateMethod, UpdateStrategy,
+    namespace_wanted,
 };
 pub use status::{Condition, ReconcilerStatus};
 

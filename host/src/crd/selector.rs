@@ -60,9 +60,86 @@ fn expression(requirement: &LabelSelectorRequirement) -> Result<Expression, Stri
     }
 }
 
+/// Parses a label selector written as `kubectl -l` takes it:
+/// comma-separated `key=value`, `key==value`, `key!=value`,
+/// `key in (a,b)`, `key notin (a,b)`, `key` and `!key`.
+pub fn parse_selector(text: &str) -> Result<Selector, String> {
+    let mut expressions = Vec::new();
+    for term in split_terms(text)? {
+        expressions.push(parse_term(term).map_err(|problem| format!("in `{term}`: {problem}"))?);
+    }
+    Ok(expressions.into_iter().collect())
+}
+
+/// The terms of a selector: split at commas outside parentheses.
+fn split_terms(text: &str) -> Result<Vec<&str>, String> {
+    let (mut terms, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (at, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1).ok_or("a `)` closes nothing")?,
+            ',' if depth == 0 => {
+                terms.push(text[start..at].trim());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("a `(` is never closed".into());
+    }
+    terms.push(text[start..].trim());
+    if terms.iter().any(|term| term.is_empty()) && text.trim() != "" {
+        return Err("an empty term (two commas, or one at an end)".into());
+    }
+    Ok(terms.into_iter().filter(|term| !term.is_empty()).collect())
+}
+
+fn parse_term(term: &str) -> Result<Expression, String> {
+    if let Some(key) = term.strip_prefix('!') {
+        let key = key.trim();
+        check_key(key)?;
+        return Ok(Expression::DoesNotExist(key.to_string()));
+    }
+    for (operator, negated) in [(" notin ", true), (" in ", false)] {
+        if let Some((key, set)) = term.split_once(operator) {
+            let (key, set) = (key.trim(), set.trim());
+            check_key(key)?;
+            let values = set
+                .strip_prefix('(')
+                .and_then(|set| set.strip_suffix(')'))
+                .ok_or_else(|| format!("the values of `{}` go in parentheses", operator.trim()))?;
+            let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+            values.iter().try_for_each(|value| check_value(value))?;
+            let values = values.into_iter().collect();
+            return Ok(if negated {
+                Expression::NotIn(key.to_string(), values)
+            } else {
+                Expression::In(key.to_string(), values)
+            });
+        }
+    }
+    let (key, value, equal) = if let Some((key, value)) = term.split_once("!=") {
+        (key, value, false)
+    } else if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+        (key, value, true)
+    } else {
+        check_key(term)?;
+        return Ok(Expression::Exists(term.to_string()));
+    };
+    let (key, value) = (key.trim(), value.trim());
+    check_key(key)?;
+    check_value(value)?;
+    Ok(if equal {
+        Expression::Equal(key.to_string(), value.to_string())
+    } else {
+        Expression::NotEqual(key.to_string(), value.to_string())
+    })
+}
+
 /// A label key: an optional DNS subdomain prefix and `/`, then a name of at
 /// most 63 characters.
-fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<(), String> {
     let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
     let prefix_ok = prefix.is_empty()
         || (prefix.len() <= 253
@@ -78,7 +155,7 @@ fn check_key(key: &str) -> Result<(), String> {
 }
 
 /// A label value: empty, or like a key's name.
-fn check_value(value: &str) -> Result<(), String> {
+pub fn check_value(value: &str) -> Result<(), String> {
     if value.is_empty() || is_label(value) {
         return Ok(());
     }
@@ -167,6 +244,33 @@ mod tests {
         }
         let everything = LabelSelector::default().to_selector("s").unwrap();
         assert!(everything.matches(&labels(&[])));
+    }
+
+    #[test]
+    fn written_selectors_parse_as_kubectl_reads_them() {
+        let matches = |text: &str, pairs: &[(&str, &str)]| {
+            parse_selector(text).unwrap().matches(&labels(pairs))
+        };
+        let web = [("app", "web"), ("tier", "front")];
+        assert!(matches("app=web", &web));
+        assert!(matches("app==web,tier in (front, back)", &web));
+        assert!(!matches("app!=web", &web));
+        assert!(!matches("tier notin (front)", &web));
+        assert!(matches("app", &web));
+        assert!(!matches("!app", &web));
+        assert!(matches("!team", &web));
+        assert!(matches("", &web), "an empty selector selects everything");
+        for (text, problem) in [
+            ("app=web,,tier", "empty term"),
+            ("tier in (a", "never closed"),
+            ("app)", "closes nothing"),
+            ("app=we b", "not a label value"),
+            ("-app=web", "not a label key"),
+            ("tier in x", "go in parentheses"),
+        ] {
+            let error = parse_selector(text).unwrap_err();
+            assert!(error.contains(problem), "{text:?}: {error}");
+        }
     }
 
     #[test]

@@ -245,6 +245,20 @@ pub struct LabelSelectorRequirement {
     pub values: Vec<String>,
 }
 
+/// The one namespace a related selection's `namespace` field names for a
+/// parent in `parent_namespace` (none: every namespace): `*` is every
+/// namespace, absent is the parent's.
+pub fn namespace_wanted<'a>(
+    namespace: Option<&'a str>,
+    parent_namespace: Option<&'a str>,
+) -> Option<&'a str> {
+    match namespace {
+        Some(ANY_NAMESPACE) => None,
+        Some(namespace) => Some(namespace),
+        None => parent_namespace,
+    }
+}
+
 /// A related kind and which of its objects to pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -267,6 +281,12 @@ pub struct RelatedKind {
     /// `selector.matchLabels`; both apply when both are given).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
+    /// Pass these objects only when the guest requests them (a
+    /// `related-request` of the response): the selection above bounds what
+    /// it can request, and only the parents that requested an object are
+    /// triggered when it changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_request: bool,
 }
 
 impl RelatedKind {
@@ -284,11 +304,7 @@ impl RelatedKind {
 
     /// Where the selected objects are, for a parent in `parent_namespace`.
     pub fn namespace_for<'a>(&'a self, parent_namespace: Option<&'a str>) -> Option<&'a str> {
-        match self.namespace.as_deref() {
-            Some(ANY_NAMESPACE) => None,
-            Some(namespace) => Some(namespace),
-            None => parent_namespace,
-        }
+        namespace_wanted(self.namespace.as_deref(), parent_namespace)
     }
 
     /// Whether `object` (of `namespace` and `name`) is selected for a parent

@@ -43,15 +43,21 @@ pub enum ChildWrite {
     Release,
     /// An existing object adopted (`adopt: IfUnowned`).
     Adopt,
+    /// Fields applied to an object the reconciler does not own (a patch).
+    Patch,
+    /// The parent's labels or annotations applied.
+    ParentMetadata,
 }
 
 impl ChildWrite {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 7] = [
         Self::Apply,
         Self::Recreate,
         Self::Prune,
         Self::Release,
         Self::Adopt,
+        Self::Patch,
+        Self::ParentMetadata,
     ];
 }
 
@@ -63,6 +69,8 @@ impl EncodeLabelValue for ChildWrite {
             Self::Prune => "prune",
             Self::Release => "release",
             Self::Adopt => "adopt",
+            Self::Patch => "patch",
+            Self::ParentMetadata => "parent-metadata",
         })
     }
 }

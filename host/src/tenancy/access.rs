@@ -182,6 +182,7 @@ mod tests {
             name: None,
             selector: None,
             match_labels: Default::default(),
+            on_request: false,
         }
     }
 

@@ -114,6 +114,7 @@ impl Upload {
                     name: None,
                     selector: None,
                     match_labels: BTreeMap::new(),
+                    on_request: false,
                 })
                 .collect(),
             module: ModuleSource {
