@@ -4,6 +4,7 @@
 //! child is handled by its kind's delete policy (deleted, or released)
 //! and the host's finalizer is removed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use kube::api::DynamicObject;
 use super::finalizer;
 use super::labels::FINALIZER;
 use super::observe::{self, Observation};
-use super::pass::{PassError, Spine, report_failure, write_children, write_status};
+use super::pass::{
+    PassError, Spine, report_failure, set_parent_metadata, write_children, write_status,
+};
 use super::status::Readiness;
 use crate::crd::{DeletePolicy, ReconcilerSpec};
 use crate::runtime::LoadedModule;
@@ -89,6 +92,11 @@ pub async fn let_go(
     spine
         .requests
         .forget(parent.metadata.uid.as_deref().unwrap_or_default());
+    if leaving == Leaving::Deselected {
+        // The labels and annotations it set go with the reconciler.
+        let none = BTreeMap::new();
+        set_parent_metadata(parent, spine, Some(&none), Some(&none)).await?;
+    }
     if holds_finalizer {
         finalizer::remove(
             &spine.setup.client,

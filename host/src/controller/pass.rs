@@ -1,7 +1,7 @@
 //! One pass for one parent: observe -> call guest -> apply -> prune ->
 //! status -> requeue, or the finalizer's path when the parent is going.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -331,6 +331,24 @@ async fn write_beyond_children(
             Patched::Unchanged => {}
         }
     }
+    set_parent_metadata(
+        parent,
+        spine,
+        rendered.parent_labels.as_ref(),
+        rendered.parent_annotations.as_ref(),
+    )
+    .await
+}
+
+/// Applies the complete sets of labels and annotations the reconciler sets
+/// on `parent` (none: leaves that map alone).
+pub(super) async fn set_parent_metadata(
+    parent: &DynamicObject,
+    spine: &Spine,
+    labels: Option<&BTreeMap<String, String>>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<(), PassError> {
+    let field_manager = spine.setup.key.field_manager();
     let metadata = ParentMetadata {
         client: &spine.setup.writer,
         kind: &spine.setup.kinds.parent,
@@ -339,8 +357,8 @@ async fn write_beyond_children(
         label: &spine.setup.caller.label,
     };
     for (entries, wanted) in [
-        (Entries::Labels, &rendered.parent_labels),
-        (Entries::Annotations, &rendered.parent_annotations),
+        (Entries::Labels, labels),
+        (Entries::Annotations, annotations),
     ] {
         if let Some(wanted) = wanted {
             metadata

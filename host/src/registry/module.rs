@@ -138,15 +138,15 @@ async fn load(
         .expect("loading a module never panics");
     match loaded {
         Ok(loaded) => {
-            let digest = loaded.module.digest();
-            tracing::info!(reconciler = %module.key, %digest, size, origin = ?loaded.origin, elapsed = ?loaded.elapsed, "module loaded and serving");
+            let (digest, world) = (loaded.module.digest(), loaded.module.world());
+            tracing::info!(reconciler = %module.key, %digest, size, %world, origin = ?loaded.origin, elapsed = ?loaded.elapsed, "module loaded and serving");
             module.report.module_digest(digest.to_string());
             module.report.condition(
                 MODULE_READY,
                 true,
                 "Loaded",
                 format!(
-                    "module sha256:{digest} ({size} bytes) loaded in {} ms",
+                    "module sha256:{digest} ({size} bytes, {world}) loaded in {} ms",
                     loaded.elapsed.as_millis()
                 ),
             );

@@ -6,6 +6,7 @@
 //! Without a control plane to run against, the binary prints one line saying
 //! why and passes.
 
+mod contract;
 mod faults;
 mod hardening;
 mod harness_smoke;
@@ -105,6 +106,9 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(patterns::immutable_config_is_recreated),
         scenario!(patterns::a_decorator_leaves_the_parents_status_alone),
         scenario!(patterns::a_parent_that_left_while_the_host_was_away_is_let_go),
+        scenario!(contract::the_fields_of_0_2_reach_the_cluster),
+        scenario!(contract::unsettled_requests_are_refused),
+        scenario!(contract::a_0_1_component_runs_beside_0_2),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-use sous_tests::envtest;
 use sous_tests::guests::guest_bytes;
 
 use crate::Env;
-use crate::support::{CONVERGE, World, condition_field, hostile, http_get};
+use crate::support::{CONVERGE, World, condition_field, hostile, http_get, wait_event};
 use crate::tenancy::{TRIAL, tenancy_host};
 
 /// The spec of a Reconciler of Hostile parents with `children` rules and
@@ -38,30 +37,6 @@ fn echo(name: &str, labels: Value, objects: Value) -> Value {
 
 fn config_map(name: &str, value: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"value": value}})
-}
-
-/// Waits for an Event of `reason` whose message mentions `about`; returns
-/// its message.
-async fn wait_event(world: &World, reason: &str, about: &str) -> String {
-    let api = world.api("events.k8s.io/v1", "Event").await;
-    envtest::wait_for(&format!("a {reason} event about {about}"), CONVERGE, || {
-        let api = api.clone();
-        async move {
-            let events = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            events
-                .items
-                .iter()
-                .filter(|e| e.data["reason"] == reason)
-                .filter_map(|e| e.data["note"].as_str())
-                .find(|note| note.contains(about))
-                .map(str::to_string)
-                .ok_or_else(|| format!("{} events", events.items.len()))
-        }
-    })
-    .await
 }
 
 fn has_sous_marks(object: &kube::api::DynamicObject) -> bool {
@@ -485,6 +460,7 @@ pub async fn rolling_update_goes_one_at_a_time(env: Env) -> anyhow::Result<()> {
 /// ClusterRole (a cluster-scoped related kind); the Namespaces' status is
 /// never written, and a Namespace whose label goes loses its attachments.
 pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
+    const DECORATED: &str = "teams.example.dev/decorated";
     let world = World::new(env).await;
     let ns = world.ns.clone();
     let role = format!("view-{ns}");
@@ -564,7 +540,23 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
         )
         .await;
     assert!(reconciler.data["status"]["reconciles"].as_u64() >= Some(1));
-    let decorated = world.get("v1", "Namespace", &payments).await.unwrap();
+    let decorated = world
+        .wait_object(
+            "the decorator's label on the namespace",
+            "v1",
+            "Namespace",
+            &payments,
+            |namespace| {
+                namespace
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(DECORATED))
+                    .map(String::as_str)
+                    == Some("true")
+            },
+        )
+        .await;
     assert!(
         decorated.data["status"].get("conditions").is_none(),
         "a decorated object's status is not the host's: {:?}",
@@ -600,6 +592,25 @@ pub async fn decorator_attaches_to_namespaces(env: Env) -> anyhow::Result<()> {
         &format!("team-{role}"),
     )
     .await;
+    let left = world
+        .wait_object(
+            "the decorator's label removed",
+            "v1",
+            "Namespace",
+            &payments,
+            |namespace| {
+                !namespace
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(DECORATED))
+            },
+        )
+        .await;
+    assert!(
+        left.metadata.labels.as_ref().unwrap().contains_key(TRIAL),
+        "labels others set stay"
+    );
     for namespace in [&payments, &other] {
         world.delete("v1", "Namespace", namespace).await;
     }

@@ -617,3 +617,27 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body.to_string())
 }
+
+/// Waits for an Event of `reason` whose message mentions `about`; returns
+/// its message.
+pub async fn wait_event(world: &World, reason: &str, about: &str) -> String {
+    let api = world.api("events.k8s.io/v1", "Event").await;
+    envtest::wait_for(&format!("a {reason} event about {about}"), CONVERGE, || {
+        let api = api.clone();
+        async move {
+            let events = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            events
+                .items
+                .iter()
+                .filter(|e| e.data["reason"] == reason)
+                .filter_map(|e| e.data["note"].as_str())
+                .find(|note| note.contains(about))
+                .map(str::to_string)
+                .ok_or_else(|| format!("{} events", events.items.len()))
+        }
+    })
+    .await
+}

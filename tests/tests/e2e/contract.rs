@@ -1,0 +1,293 @@
+//! What `sous:reconciler@0.2.0` added, on a real API server: the parent's
+//! labels and annotations, patches to objects the reconciler does not own,
+//! related requests (served, refused when undeclared, triggering only their
+//! requesters, or not settling), and a 0.1.0 component beside a 0.2.0 one.
+//! The 0.2.0 answers come from the Go testing guest `every-field`, which
+//! echoes its parent's spec into each new field.
+
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+use sous_tests::guests::{component, guest_bytes};
+
+use crate::Env;
+use crate::support::{World, condition_field, hostile, my_app, my_app_reconciler, wait_event};
+
+/// A Reconciler of EveryField parents serving every-field, owning
+/// ConfigMaps and reading ConfigMaps on request.
+async fn every_field_reconciler(world: &World) -> anyhow::Result<()> {
+    world
+        .install_crd("everyfield-crd.yaml", "everyfields.example.sous.dev")
+        .await;
+    let module = std::fs::read(component("go", "every-field"))?;
+    let source = world.upload("every-field", &module).await;
+    world
+        .reconciler(
+            "every-field",
+            json!({
+                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "EveryField"},
+                "children": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                "related": [{"apiVersion": "v1", "kind": "ConfigMap", "onRequest": true}],
+                "module": source,
+            }),
+        )
+        .await;
+    // Reading ConfigMaps is granted; patching them is the user's to grant.
+    world
+        .bind(
+            "every-field-patches",
+            json!({"kind": "ServiceAccount", "name": "every-field", "namespace": world.ns}),
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]),
+        )
+        .await;
+    Ok(())
+}
+
+fn every_field(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "example.sous.dev/v1", "kind": "EveryField",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+fn labels(object: &DynamicObject) -> std::collections::BTreeMap<String, String> {
+    object.metadata.labels.clone().unwrap_or_default()
+}
+
+/// The parent's labels and annotations are applied as complete sets (a key
+/// dropped is removed, a key someone else set stays); a patch sets fields of
+/// an object the reconciler does not own and never creates one; a related
+/// request is served from the caches, a change of the requested object
+/// triggers the parent; an undeclared kind is refused.
+pub async fn the_fields_of_0_2_reach_the_cluster(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    every_field_reconciler(&world).await?;
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "target"}, "data": {"owner": "someone"}}))
+        .await;
+    let patch = |value: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "target"}, "data": {"patched": value}})
+    };
+    let missing = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "nobody-made-me"}, "data": {"x": "y"}});
+    let request = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "settings"});
+    let _host = world.host("contract");
+    world
+        .apply(every_field(
+            "ef",
+            json!({
+                "labels": {"team": "a", "tier": "front"},
+                "annotations": {"example.dev/note": "set by a reconciler"},
+                "patches": [patch("yes"), missing],
+                "relatedRequests": [request],
+            }),
+        ))
+        .await;
+    world.wait_parent("EveryField", "ef", "True", None).await;
+    world
+        .set_label(
+            ("example.sous.dev/v1", "EveryField"),
+            "ef",
+            "owner",
+            Some("me"),
+        )
+        .await;
+    let parent = world
+        .wait_object(
+            "the parent's labels",
+            "example.sous.dev/v1",
+            "EveryField",
+            "ef",
+            |p| labels(p).get("team").map(String::as_str) == Some("a"),
+        )
+        .await;
+    assert_eq!(
+        parent.metadata.annotations.as_ref().unwrap()["example.dev/note"],
+        "set by a reconciler"
+    );
+    let target = world
+        .wait_object(
+            "the patched ConfigMap",
+            "v1",
+            "ConfigMap",
+            "target",
+            |map| map.data["data"]["patched"] == "yes",
+        )
+        .await;
+    assert_eq!(
+        target.data["data"]["owner"], "someone",
+        "a patch sets only its fields"
+    );
+    assert!(target.metadata.owner_references.is_none());
+    assert!(
+        !labels(&target)
+            .keys()
+            .any(|key| key.starts_with("sous.dev/"))
+    );
+    assert!(
+        world
+            .get("v1", "ConfigMap", "nobody-made-me")
+            .await
+            .is_none()
+    );
+    wait_event(&world, "PatchTargetMissing", "nobody-made-me").await;
+    let seen =
+        |count: &'static str| move |map: &DynamicObject| map.data["data"]["related"] == count;
+    world
+        .wait_object(
+            "no requested object yet",
+            "v1",
+            "ConfigMap",
+            "ef-seen",
+            seen("0"),
+        )
+        .await;
+
+    // The requested object appears: the parent that asked is called again.
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "settings"}, "data": {"colour": "blue"}}))
+        .await;
+    world
+        .wait_object(
+            "the requested object served",
+            "v1",
+            "ConfigMap",
+            "ef-seen",
+            seen("1"),
+        )
+        .await;
+
+    // Dropped labels go, others' stay; a patch no longer answered leaves its
+    // fields as they are.
+    world
+        .apply(every_field("ef", json!({"labels": {"tier": "front"}})))
+        .await;
+    let parent = world
+        .wait_object(
+            "a dropped label removed",
+            "example.sous.dev/v1",
+            "EveryField",
+            "ef",
+            |p| !labels(p).contains_key("team"),
+        )
+        .await;
+    assert_eq!(labels(&parent).get("owner").map(String::as_str), Some("me"));
+    assert_eq!(
+        labels(&parent).get("tier").map(String::as_str),
+        Some("front")
+    );
+    assert!(
+        parent.metadata.annotations.as_ref().unwrap()["example.dev/note"] == "set by a reconciler",
+        "annotations not answered are left alone"
+    );
+    let target = world.get("v1", "ConfigMap", "target").await.unwrap();
+    assert_eq!(target.data["data"]["patched"], "yes");
+    world
+        .wait_object(
+            "the request no longer served",
+            "v1",
+            "ConfigMap",
+            "ef-seen",
+            seen("0"),
+        )
+        .await;
+
+    // A kind not declared in spec.related is refused, and nothing written.
+    world
+        .apply(every_field(
+            "ef",
+            json!({
+                "labels": {"tier": "back"},
+                "relatedRequests": [{"apiVersion": "v1", "kind": "Secret"}],
+            }),
+        ))
+        .await;
+    let refused = world
+        .wait_parent("EveryField", "ef", "False", Some("InvalidResponse"))
+        .await;
+    let message = condition_field(&refused, "Ready", "message");
+    assert!(
+        message.contains("not declared in `spec.related`"),
+        "{message}"
+    );
+    let parent = world
+        .get("example.sous.dev/v1", "EveryField", "ef")
+        .await
+        .unwrap();
+    assert_eq!(
+        labels(&parent).get("tier").map(String::as_str),
+        Some("front")
+    );
+    Ok(())
+}
+
+/// A guest whose related requests change on every call is stopped after
+/// three calls with `RelatedNotSettled`.
+pub async fn unsettled_requests_are_refused(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    let source = world.upload("hostile", &guest_bytes("hostile")).await;
+    world
+        .reconciler(
+            "hostile",
+            json!({
+                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "Hostile"},
+                "children": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                "related": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                "module": source,
+            }),
+        )
+        .await;
+    let _host = world.host("unsettled");
+    world
+        .apply(hostile("restless", "related-random", json!({})))
+        .await;
+    let refused = world
+        .wait_parent("Hostile", "restless", "False", Some("RelatedNotSettled"))
+        .await;
+    let message = condition_field(&refused, "Ready", "message");
+    assert!(message.contains("did not settle"), "{message}");
+    assert!(world.get("v1", "ConfigMap", "restless-0").await.is_none());
+    Ok(())
+}
+
+/// A component built for `sous:reconciler@0.1.0` runs unchanged beside a
+/// 0.2.0 one in the same host, and the Reconciler says which contract it
+/// implements.
+pub async fn a_0_1_component_runs_beside_0_2(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    every_field_reconciler(&world).await?;
+    let legacy = world.upload("legacy", &guest_bytes("legacy")).await;
+    let mut spec = my_app_reconciler(legacy);
+    spec["children"] = json!([{"apiVersion": "v1", "kind": "ConfigMap"}]);
+    world.reconciler("legacy", spec).await;
+    let _host = world.host("two-worlds");
+    world.apply(my_app("old", 1)).await;
+    world
+        .apply(every_field("new", json!({"labels": {"world": "current"}})))
+        .await;
+    let old = world.wait_parent("MyApp", "old", "True", None).await;
+    assert_eq!(old.data["status"]["servedBy"], "0.1.0");
+    let map = world.get("v1", "ConfigMap", "old-legacy").await.unwrap();
+    assert_eq!(map.data["data"]["image"], "nginx:1.27");
+    world.wait_parent("EveryField", "new", "True", None).await;
+    for (name, world_version) in [("legacy", "0.1.0"), ("every-field", "0.2.0")] {
+        let reconciler = world
+            .wait_object(
+                "its module loaded",
+                "sous.dev/v1alpha1",
+                "Reconciler",
+                name,
+                |r| condition_field(r, "ModuleReady", "status") == "True",
+            )
+            .await;
+        let message = condition_field(&reconciler, "ModuleReady", "message");
+        assert!(
+            message.contains(&format!("sous:reconciler@{world_version}")),
+            "{name}: {message}"
+        );
+    }
+    Ok(())
+}
