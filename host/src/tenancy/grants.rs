@@ -1,6 +1,7 @@
 //! Grants: the ServiceAccount, Role and RoleBinding that give a namespaced
 //! reconciler exactly what its declared kinds need in its namespace — read
-//! its parents and related objects, write and delete its children — and
+//! (and label) its parents, read its related objects, write and delete its
+//! children — and
 //! nothing else. `sous push` applies them; the RBAC of the namespace bounds
 //! the rest.
 
@@ -21,7 +22,8 @@ use crate::validate::TypeRef;
 /// How a reconciler uses a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Use {
-    /// Its parents: listed and watched.
+    /// Its parents: listed, watched, and patched for the labels and
+    /// annotations a guest sets on them.
     Parent,
     /// Its children: server-side applied and pruned.
     Child,
@@ -33,7 +35,8 @@ impl Use {
     /// The RBAC verbs this use needs.
     fn verbs(self) -> &'static [&'static str] {
         match self {
-            Self::Parent | Self::Related => &["get", "list", "watch"],
+            Self::Parent => &["get", "list", "watch", "patch"],
+            Self::Related => &["get", "list", "watch"],
             Self::Child => &[
                 "get", "list", "watch", "create", "update", "patch", "delete",
             ],
@@ -286,6 +289,7 @@ mod tests {
             })
             .collect();
         let read = ["get", "list", "watch"].map(String::from).to_vec();
+        let label = ["get", "list", "watch", "patch"].map(String::from).to_vec();
         let write: Vec<String> = [
             "get", "list", "watch", "create", "update", "patch", "delete",
         ]
@@ -297,7 +301,7 @@ mod tests {
                 (String::new(), "secrets".into(), read.clone()),
                 (String::new(), "services".into(), write.clone()),
                 ("apps".into(), "deployments".into(), write),
-                ("example.sous.dev".into(), "myapps".into(), read),
+                ("example.sous.dev".into(), "myapps".into(), label),
             ]
         );
     }
