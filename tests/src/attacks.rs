@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sous::render::{self, Observed, RenderError, Rendered};
 use sous::runtime::{CallError, EngineOptions, Limits, LoadedModule, Runtime, RuntimeOptions};
-use sous::validate::Rules;
+use sous::validate::{Rules, TypeRef};
 
 /// One pooled runtime per test binary, as in the host: faults in one call
 /// must not poison the slots later calls reuse. Compiled modules are kept
@@ -111,4 +111,63 @@ pub fn assert_host_serves(my_app: &LoadedModule, hostile: &LoadedModule) {
             .len(),
         1
     );
+}
+
+/// The attacks on the fields of `sous:reconciler@0.2.0` every hostile guest
+/// has: each is refused whole (nothing of the answer rendered) with the
+/// reason a user would need.
+pub fn assert_contract_attacks_refused(hostile: &LoadedModule, language: &str) {
+    assert_refused(
+        hostile,
+        language,
+        &[
+            ("patch-owner", "may not set `metadata.ownerReferences`"),
+            (
+                "parent-label-reserved",
+                "keys under `sous.dev/` are the host's",
+            ),
+            ("related-undeclared", "not declared in `spec.related`"),
+            ("related-selector", "the selector is not a label selector"),
+            ("related-unsettled", "did not settle"),
+        ],
+    );
+}
+
+/// Runs each `(attack, problem)` with `v1/ConfigMap` declared related and
+/// ConfigMaps `h-0`..`h-9` to request, and checks it is refused for `problem`.
+pub fn assert_refused(hostile: &LoadedModule, language: &str, attacks: &[(&str, &str)]) {
+    let rules = Rules {
+        readable: Some(vec![TypeRef::parse("v1/ConfigMap").unwrap()]),
+        ..Rules::default()
+    };
+    // Objects an ever-growing series of requests keeps finding.
+    let config_maps: Vec<Value> = (0..10)
+        .map(|k| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": format!("h-{k}"), "namespace": "test"}})
+        })
+        .collect();
+    let given = render::GivenObjects {
+        objects: &config_maps,
+        rules: &rules,
+    };
+    for &(name, problem) in attacks {
+        let outcome = render::render(
+            hostile,
+            "hostile",
+            &hostile_parent(name),
+            &Limits::default(),
+            &rules,
+            &given,
+        );
+        match outcome {
+            Err(error @ (RenderError::Validation(_) | RenderError::RelatedNotSettled)) => {
+                assert!(
+                    error.to_string().contains(problem),
+                    "{language} {name}: {error}"
+                );
+            }
+            other => panic!("{language} {name}: expected a refusal, got {other:?}"),
+        }
+    }
 }

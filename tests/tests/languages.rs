@@ -143,6 +143,11 @@ fn a_crash_is_a_trap(guest: &Language) {
     guest.assert_host_serves();
 }
 
+fn the_contract_attacks_are_refused(guest: &Language) {
+    attacks::assert_contract_attacks_refused(&guest.hostile, guest.name);
+    guest.assert_host_serves();
+}
+
 fn finalize_is_exported_and_done_by_default(guest: &Language) {
     let language = guest.name;
     let context = CallContext {
@@ -190,6 +195,10 @@ macro_rules! language {
             #[test]
             fn a_crash_is_a_trap() {
                 super::a_crash_is_a_trap(guest());
+            }
+            #[test]
+            fn the_contract_attacks_are_refused() {
+                super::the_contract_attacks_are_refused(guest());
             }
             #[test]
             fn finalize_is_exported_and_done_by_default() {

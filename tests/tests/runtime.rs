@@ -168,6 +168,43 @@ fn ten_thousand_objects_are_refused_by_default_and_render_when_allowed() {
 }
 
 #[test]
+fn the_contract_attacks_are_refused() {
+    let hostile = module("hostile");
+    attacks::assert_contract_attacks_refused(&hostile, "rust");
+    // Requests that change on every call, whatever the cluster holds.
+    attacks::assert_refused(&hostile, "rust", &[("related-random", "did not settle")]);
+    assert_host_serves();
+}
+
+#[test]
+fn a_0_1_component_is_called_through_the_current_types() {
+    let legacy = module("legacy");
+    assert_eq!(legacy.world(), sous::runtime::WorldVersion::V0_1);
+    assert_eq!(module("hostile").world(), sous::runtime::WorldVersion::V0_2);
+    let observed = Observed {
+        parent: json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
+            "metadata": {"name": "old", "namespace": "shop"},
+            "spec": {"image": "nginx:1.27"},
+        }),
+        desired: Some(json!({"children": [], "status": {}})),
+        ..Observed::default()
+    };
+    let rendered = render::render(
+        &legacy,
+        "legacy",
+        &observed,
+        &Limits::default(),
+        &Rules::default(),
+        &render::NoRelatedObjects,
+    )
+    .expect("a 0.1.0 component renders");
+    assert_eq!(rendered.children[0]["data"]["image"], "nginx:1.27");
+    assert_eq!(rendered.status.unwrap()["servedBy"], "0.1.0");
+    assert!(rendered.parent_labels.is_none() && rendered.patches.is_empty());
+}
+
+#[test]
 fn a_transient_error_is_retryable() {
     let (error, _) = call_error("transient", &Limits::default());
     assert!(matches!(error, CallError::Transient(ref m) if m == "the hostile guest is resting"));

@@ -21,22 +21,38 @@
  * - `related-selector`: a related request for ConfigMaps whose selector
  *   `spec.selector` (default `app in (web`) is malformed;
  * - `related-unsettled`: a related request for the ConfigMap `NAME-<n>`, `n`
- *   the number of related objects this call got;
- * - `related-random`: a related request for a ConfigMap with a fresh random
- *   name (from WASI random, through getentropy) on every call.
+ *   one more than the highest `k` of the related ConfigMaps `NAME-<k>` this
+ *   call got (0 when none), so the requests never settle while `NAME-0`,
+ *   `NAME-1`, ... exist.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/random.h> /* getentropy: WASI random_get */
 
 #include "sous.h"
 
 static void spin(void) {
     volatile uint64_t counter = 0;
     for (;;) counter = counter + 1;
+}
+
+/* One more than the highest `k` of the ConfigMaps `NAME-<k>` in `related`. */
+static long next_counter(const char *name, const cJSON *related) {
+    size_t length = strlen(name);
+    long highest = -1;
+    const cJSON *object;
+    cJSON_ArrayForEach(object, related) {
+        const char *kind = sous_get_string(object, "kind");
+        const char *other = sous_get_string(object, "metadata.name");
+        if (!kind || strcmp(kind, "ConfigMap") != 0 || !other) continue;
+        if (strncmp(other, name, length) != 0 || other[length] != '-') continue;
+        char *end = NULL;
+        long k = strtol(other + length + 1, &end, 10);
+        if (end != other + length + 1 && *end == '\0' && k > highest) highest = k;
+    }
+    return highest + 1;
 }
 
 static void hoard(void) {
@@ -93,12 +109,7 @@ static void attack_new_fields(const sous_request *request, sous_response *respon
         sous_response_request_related(response, "v1", "ConfigMap", NULL, NULL,
                                       spec_or(request, "selector", "app in (web"));
     } else if (strcmp(attack, "related-unsettled") == 0) {
-        snprintf(wanted, sizeof wanted, "%s-%d", name, cJSON_GetArraySize(request->related));
-        sous_response_request_related(response, "v1", "ConfigMap", NULL, wanted, NULL);
-    } else if (strcmp(attack, "related-random") == 0) {
-        uint64_t random = 0;
-        if (getentropy(&random, sizeof random) != 0) abort();
-        snprintf(wanted, sizeof wanted, "%s-%016llx", name, (unsigned long long)random);
+        snprintf(wanted, sizeof wanted, "%s-%ld", name, next_counter(name, request->related));
         sous_response_request_related(response, "v1", "ConfigMap", NULL, wanted, NULL);
     }
 }

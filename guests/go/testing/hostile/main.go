@@ -28,17 +28,15 @@
 //   - related-selector: a related request for v1/ConfigMap whose selector
 //     spec.selector (default "app in (web") is malformed;
 //   - related-unsettled: a related request for the ConfigMap <name>-<n>, n
-//     the number of related objects this call got, so the requests change
-//     whenever the previous ones found something;
-//   - related-random: a related request for a ConfigMap with a fresh random
-//     name on every call, so the requests never settle.
+//     one more than the highest k of the related ConfigMaps <name>-<k> this
+//     call got (0 when none), so the requests never settle while <name>-0,
+//     <name>-1, ... exist.
 //
 // Anything else: one harmless ConfigMap, to show the guest still works.
 package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -119,10 +117,7 @@ func (Hostile) Reconcile(request *sous.Request) (*sous.Response, error) {
 			APIVersion: "v1", Kind: "ConfigMap", Selector: specString("selector", "app in (web"),
 		})
 	case "related-unsettled":
-		wanted := fmt.Sprintf("%s-%d", name, len(request.Related()))
-		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{APIVersion: "v1", Kind: "ConfigMap", Name: wanted})
-	case "related-random":
-		wanted := fmt.Sprintf("%s-%016x", name, rand.Uint64())
+		wanted := fmt.Sprintf("%s-%d", name, nextCounter(name, request.Related()))
 		response.Child(configMap(name, 0)).RequestRelated(sous.RelatedRequest{APIVersion: "v1", Kind: "ConfigMap", Name: wanted})
 	case "remember":
 		calls++
@@ -223,3 +218,18 @@ func clusterAdminBinding(name string) sous.Object {
 func init() { sous.Register(Hostile{}) }
 
 func main() {}
+
+// nextCounter is one more than the highest k of the ConfigMaps <name>-<k> in
+// related.
+func nextCounter(name string, related []sous.Object) int {
+	highest := -1
+	for _, object := range related {
+		metadata, _ := object["metadata"].(map[string]any)
+		other, _ := metadata["name"].(string)
+		suffix, found := strings.CutPrefix(other, name+"-")
+		if k, err := strconv.Atoi(suffix); object["kind"] == "ConfigMap" && found && err == nil && k > highest {
+			highest = k
+		}
+	}
+	return highest + 1
+}

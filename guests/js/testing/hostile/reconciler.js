@@ -27,9 +27,9 @@
 // - `related-selector`: a related request for ConfigMaps whose selector
 //   `spec.selector` (default `app in (web`) is malformed;
 // - `related-unsettled`: a related request for the ConfigMap `<name>-<n>`,
-//   `n` the number of related objects this call got;
-// - `related-random`: a related request for a ConfigMap with a fresh random
-//   name on every call.
+//   `n` one more than the highest `k` of the related ConfigMaps `<name>-<k>`
+//   this call got (0 when none), so the requests never settle while
+//   `<name>-0`, `<name>-1`, ... exist.
 
 import { Response, Transient, object, reconciler } from "../../sdk/sous.js";
 
@@ -66,13 +66,17 @@ function owningPatch(name, parent) {
   };
 }
 
-/**
- * A fresh name part on every call: module globals (and Math.random's seed)
- * may come from the build-time snapshot, so the wall clock is mixed in.
- */
-function randomHex() {
-  const part = () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
-  return `${Date.now().toString(16)}${part()}${part()}`;
+/** One more than the highest `k` of the ConfigMaps `<name>-<k>` in `related`. */
+function nextCounter(name, related) {
+  const prefix = `${name}-`;
+  let highest = -1;
+  for (const object of related) {
+    const suffix = (object?.metadata?.name ?? "").slice(prefix.length);
+    if (object?.kind === "ConfigMap" && object.metadata.name.startsWith(prefix) && /^\d+$/.test(suffix)) {
+      highest = Math.max(highest, Number(suffix));
+    }
+  }
+  return highest + 1;
 }
 
 /** A Response whose children are given as JSON text as they are. */
@@ -133,11 +137,7 @@ export const { reconcile, finalize } = reconciler({
       case "related-unsettled":
         return new Response()
           .child(configMap(name, 0))
-          .requestRelated({ apiVersion: "v1", kind: "ConfigMap", name: `${name}-${request.related.length}` });
-      case "related-random":
-        return new Response()
-          .child(configMap(name, 0))
-          .requestRelated({ apiVersion: "v1", kind: "ConfigMap", name: `${name}-${randomHex()}` });
+          .requestRelated({ apiVersion: "v1", kind: "ConfigMap", name: `${name}-${nextCounter(name, request.related)}` });
       case "remember":
         calls += 1;
         return new Response().child(configMap(name, calls));

@@ -28,10 +28,9 @@ the attack can be refused:
 - `related-selector`: a related request for `v1`/`ConfigMap` whose selector
   `spec.selector` (default `app in (web`) is malformed;
 - `related-unsettled`: a related request for the ConfigMap `<name>-<n>`, `n`
-  the number of related objects this call got, so the requests change
-  whenever the previous ones found something;
-- `related-random`: a related request for a ConfigMap with a fresh random
-  name on every call, so the requests never settle;
+  one more than the highest `k` of the related ConfigMaps `<name>-<k>` this
+  call got (0 when none), so the requests never settle while `<name>-0`,
+  `<name>-1`, ... exist;
 - anything else: one harmless ConfigMap, to show the guest still works.
 """
 
@@ -101,12 +100,18 @@ class Hostile(Reconciler):
         elif attack == "related-selector":
             response.request_related("v1", "ConfigMap", selector=spec.get("selector") or "app in (web")
         elif attack == "related-unsettled":
-            response.request_related("v1", "ConfigMap", name=f"{name}-{len(request.related)}")
-        elif attack == "related-random":
-            # os.urandom asks the host's WASI random on every call (the
-            # `random` module was seeded once, at build time, in the snapshot).
-            response.request_related("v1", "ConfigMap", name=f"{name}-{os.urandom(8).hex()}")
+            response.request_related("v1", "ConfigMap", name=f"{name}-{next_counter(name, request.related)}")
         return response
+
+
+def next_counter(name, related):
+    """One more than the highest `k` of the ConfigMaps `<name>-<k>` in `related`."""
+    prefix, highest = f"{name}-", -1
+    for obj in related:
+        suffix = obj.get("metadata", {}).get("name", "")
+        if obj.get("kind") == "ConfigMap" and suffix.startswith(prefix) and suffix[len(prefix):].isdigit():
+            highest = max(highest, int(suffix[len(prefix):]))
+    return highest + 1
 
 
 def spin():
