@@ -291,3 +291,134 @@ pub async fn a_0_1_component_runs_beside_0_2(env: Env) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+fn deployment(name: &str, app: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
+        },
+    })
+}
+
+fn image_of(deployment: &DynamicObject) -> &str {
+    deployment.data["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The Python image updater patches the Deployments its policy selects:
+/// their image follows the policy, they get no owner and no host label, a
+/// Deployment that stops matching keeps its last image, and deleting the
+/// policy leaves every Deployment running at its last image.
+pub async fn the_image_updater_patches_deployments_it_does_not_own(env: Env) -> anyhow::Result<()> {
+    let world = World::new(env).await;
+    world
+        .install_crd("imagepolicy-crd.yaml", "imagepolicies.example.sous.dev")
+        .await;
+    let module = std::fs::read(component("python", "image-updater"))?;
+    let source = world.upload("image-updater", &module).await;
+    world
+        .reconciler(
+            "image-updater",
+            json!({
+                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "ImagePolicy"},
+                "related": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+                "module": source,
+            }),
+        )
+        .await;
+    world
+        .bind(
+            "image-updater-patches",
+            json!({"kind": "ServiceAccount", "name": "image-updater", "namespace": world.ns}),
+            json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"]}]),
+        )
+        .await;
+    const REPO: &str = "registry.example/shop/web";
+    world
+        .apply(deployment("web", "web", &format!("{REPO}:1.0")))
+        .await;
+    world.apply(deployment("db", "db", "postgres:16")).await;
+    let _host = world.host("image-updater");
+    let policy = |tag: &str| {
+        json!({
+            "apiVersion": "example.sous.dev/v1", "kind": "ImagePolicy",
+            "metadata": {"name": "web-images"},
+            "spec": {"image": REPO, "tag": tag, "selector": {"matchLabels": {"app": "web"}}},
+        })
+    };
+    world.apply(policy("2.0")).await;
+    let web = world
+        .wait_object(
+            "web at the policy's tag",
+            "apps/v1",
+            "Deployment",
+            "web",
+            |d| image_of(d) == format!("{REPO}:2.0"),
+        )
+        .await;
+    assert!(
+        web.metadata.owner_references.is_none(),
+        "a patch owns nothing"
+    );
+    assert!(!labels(&web).keys().any(|key| key.starts_with("sous.dev/")));
+    let parent = world
+        .wait_object(
+            "the policy up to date",
+            "example.sous.dev/v1",
+            "ImagePolicy",
+            "web-images",
+            |p| p.data["status"]["phase"] == "UpToDate",
+        )
+        .await;
+    assert_eq!(parent.data["status"]["matched"], 1);
+    let db = world.get("apps/v1", "Deployment", "db").await.unwrap();
+    assert_eq!(image_of(&db), "postgres:16");
+
+    // web stops matching; a new matching Deployment follows the next tag,
+    // web keeps the last image it was given.
+    world
+        .set_label(("apps/v1", "Deployment"), "web", "app", Some("legacy"))
+        .await;
+    world
+        .apply(deployment("api", "web", &format!("{REPO}:1.0")))
+        .await;
+    world.apply(policy("3.0")).await;
+    world
+        .wait_object("api at the new tag", "apps/v1", "Deployment", "api", |d| {
+            image_of(d) == format!("{REPO}:3.0")
+        })
+        .await;
+    let web = world.get("apps/v1", "Deployment", "web").await.unwrap();
+    assert_eq!(
+        image_of(&web),
+        format!("{REPO}:2.0"),
+        "a Deployment that left is left alone"
+    );
+
+    // The policy goes; its Deployments stay at their last image.
+    world
+        .delete("example.sous.dev/v1", "ImagePolicy", "web-images")
+        .await;
+    world
+        .wait_gone(
+            "the policy",
+            "example.sous.dev/v1",
+            "ImagePolicy",
+            "web-images",
+        )
+        .await;
+    for (name, tag) in [("web", "2.0"), ("api", "3.0")] {
+        let kept = world.get("apps/v1", "Deployment", name).await;
+        let kept = kept.unwrap_or_else(|| panic!("{name} was deleted with the policy"));
+        assert_eq!(image_of(&kept), format!("{REPO}:{tag}"));
+        assert!(kept.metadata.owner_references.is_none());
+    }
+    Ok(())
+}

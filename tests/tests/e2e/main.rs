@@ -109,6 +109,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(contract::the_fields_of_0_2_reach_the_cluster),
         scenario!(contract::unsettled_requests_are_refused),
         scenario!(contract::a_0_1_component_runs_beside_0_2),
+        scenario!(contract::the_image_updater_patches_deployments_it_does_not_own),
         scenario!(tenancy::namespaced_reconcilers_are_confined),
         scenario!(tenancy::cluster_reconcilers_keep_their_powers),
         scenario!(tenancy::push_without_rbac_rights_says_whom_to_ask),
