@@ -439,7 +439,11 @@ fn check_object(
                 at,
                 object: described,
                 kind,
-                declared: listed,
+                declared: if listed.is_empty() {
+                    "none".into()
+                } else {
+                    listed
+                },
             }
         } else {
             ValidationError::KindNotAllowed {
