@@ -436,7 +436,7 @@ fn push_dry_run_prints_the_module_config_map_and_the_reconciler() {
             {"apiGroups": ["apps"], "resources": ["deployments"],
              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
             {"apiGroups": ["example.sous.dev"], "resources": ["myapps"],
-             "verbs": ["get", "list", "watch"]},
+             "verbs": ["get", "list", "watch", "patch"]},
         ])
     );
     assert_eq!(grants[2]["subjects"][0]["name"], "my-app");
