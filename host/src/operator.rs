@@ -111,6 +111,13 @@ pub async fn run(
     };
     health.set_ready(false);
     if let Some(server) = server {
+        if result.is_err() {
+            // Leadership lost (or another fatal error): exit now, so that the
+            // pod is restarted as a candidate, rather than linger alive and
+            // healthy while reconciling nothing until someone stops it.
+            server.abort();
+            return result;
+        }
         shutdown.await;
         server
             .await

@@ -82,6 +82,7 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(operator::large_module_loads_from_parts),
         scenario!(operator::python_my_app_from_config_map_parts),
         scenario!(operator::one_leader_among_two_hosts),
+        scenario!(operator::a_leader_that_loses_its_lease_exits),
         scenario!(operator::missing_parent_kind_is_retried),
         scenario!(operator::steady_state_costs_no_calls),
         scenario!(operator::hundred_parents),

@@ -647,6 +647,61 @@ pub async fn python_my_app_from_config_map_parts(env: Env) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A leader whose Lease is taken from it (frozen past its renew deadline,
+/// an API server blip) exits with an error, health server and all, so that
+/// its pod is restarted as a candidate: never alive and healthy while
+/// reconciling nothing.
+pub async fn a_leader_that_loses_its_lease_exits(env: Env) -> anyhow::Result<()> {
+    use sous::leader::LeaseTiming;
+    let world = World::with_my_app(env).await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut options = sous_tests::host::options(
+        &world.ns,
+        "host-a",
+        Some(LeaseTiming::scaled(Duration::from_secs(3))),
+    );
+    options.health_addr = Some(addr);
+    let host = sous_tests::host::TestHost::start(world.config(), options);
+    world.apply(my_app("led", 1)).await;
+    world.wait_parent("MyApp", "led", "True", None).await;
+    let stolen = Instant::now();
+    world
+        .merge(
+            "coordination.k8s.io/v1",
+            "Lease",
+            sous::operator::LEASE_NAME,
+            json!({"spec": {
+                "holderIdentity": "intruder",
+                "leaseDurationSeconds": 600,
+                "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now()),
+            }}),
+        )
+        .await;
+    envtest::wait_for("the host that lost its Lease to exit", CONVERGE, || async {
+        if host.has_ended() {
+            Ok(())
+        } else {
+            Err(format!(
+                "/healthz answers {:?}",
+                http_get(addr, "/healthz").await.0
+            ))
+        }
+    })
+    .await;
+    let exited = stolen.elapsed();
+    let error = host.stop().expect_err("losing the Lease is an error");
+    assert!(error.to_string().contains("leadership lost"), "{error:#}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the health server went with the host"
+    );
+    eprintln!(
+        "e2e: the host exited {} ms after its Lease was taken",
+        exited.as_millis()
+    );
+    Ok(())
+}
+
 /// Two hosts: one leads and reconciles; when it dies, the other takes over
 /// within the Lease's duration.
 pub async fn one_leader_among_two_hosts(env: Env) -> anyhow::Result<()> {
