@@ -198,7 +198,11 @@ fn default_values_are_broad_single_replica_and_restricted() {
     assert_eq!(deployment["spec"]["replicas"], 1);
     let args = args(&manifests);
     assert_eq!(args[..3], ["run", "--namespace", "$(POD_NAMESPACE)"]);
-    assert!(!args.contains(&"--leader-elect".to_string()), "{args:?}");
+    assert!(
+        args.contains(&"--leader-elect".to_string()),
+        "a rolling update runs two pods at once: they must elect a leader, {args:?}"
+    );
+    assert!(deployment["spec"].get("strategy").is_none());
     assert!(of_kind(&manifests, "PodDisruptionBudget").is_empty());
     assert!(of_kind(&manifests, "ServiceMonitor").is_empty());
     assert!(of_kind(&manifests, "NetworkPolicy").is_empty());
@@ -301,11 +305,15 @@ fn more_than_one_replica_elects_a_leader_and_keeps_one_available() {
     let budget = one(&manifests, "PodDisruptionBudget");
     assert_eq!(budget["spec"]["minAvailable"], 1);
 
-    let Some(manifests) = render(&["leaderElection.enabled=true"]) else {
+    let Some(manifests) = render(&["leaderElection.enabled=false"]) else {
         return;
     };
-    assert!(args(&manifests).contains(&"--leader-elect".to_string()));
-    assert!(of_kind(&manifests, "PodDisruptionBudget").is_empty());
+    assert!(!args(&manifests).contains(&"--leader-elect".to_string()));
+    let deployment = one(&manifests, "Deployment");
+    assert_eq!(
+        deployment["spec"]["strategy"]["type"], "Recreate",
+        "without a Lease, an update must never run two hosts at once"
+    );
 
     let helm = helm().unwrap();
     let refused = chart::render(

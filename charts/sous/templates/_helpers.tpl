@@ -43,14 +43,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* "true" when the hosts elect a leader: always when asked, else with more than one replica. */}}
 {{- define "sous.leaderElect" -}}
 {{- $mode := toString .Values.leaderElection.enabled }}
-{{- if eq $mode "auto" }}
-{{- if gt (int .Values.replicas) 1 }}true{{ end }}
-{{- else if eq $mode "true" }}true
+{{- if eq $mode "true" }}true
 {{- else if eq $mode "false" }}
 {{- if gt (int .Values.replicas) 1 }}
 {{- fail "leaderElection.enabled=false needs replicas: 1 (two hosts would fight over the same children)" }}
 {{- end }}
 {{- else }}
-{{- fail (printf "leaderElection.enabled must be auto, true or false, not %q" $mode) }}
+{{- fail (printf "leaderElection.enabled must be true or false, not %q" $mode) }}
 {{- end }}
 {{- end }}
