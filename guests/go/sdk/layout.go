@@ -258,34 +258,37 @@ func liftRequest(m memory, flat flatRequest) (*Request, *Error) {
 
 // reconcileExport is what the reconcile export does, memory aside.
 func reconcileExport(m memory, flat flatRequest) uint32 {
-	request, err := liftRequest(m, flat)
-	var wire Wire
-	if err == nil {
-		if registered == nil {
-			err = Transient("no reconciler registered: call sous.Register from an init function")
-		} else {
-			var response *Response
-			if response, err = RunReconcile(registered, request); err == nil {
-				wire, err = response.Wire()
-			}
+	return exportCall(m, flat, func(request *Request) (Wire, *Error) {
+		response, err := RunReconcile(registered, request)
+		if err != nil {
+			return Wire{}, err
 		}
-	}
-	return lowerReconcileResult(m, wire, err)
+		return response.Wire()
+	}, lowerReconcileResult)
 }
 
 // finalizeExport is what the finalize export does, memory aside.
 func finalizeExport(m memory, flat flatRequest) uint32 {
+	return exportCall(m, flat, func(request *Request) (Wire, *Error) {
+		response, err := RunFinalize(registered, request)
+		if err != nil {
+			return Wire{}, err
+		}
+		return response.Wire(), nil
+	}, lowerFinalizeResult)
+}
+
+// exportCall lifts the request, has the registered reconciler answer it and
+// lowers the answer, or the error of whichever step failed.
+func exportCall(m memory, flat flatRequest, answer func(*Request) (Wire, *Error), lower func(memory, Wire, *Error) uint32) uint32 {
 	request, err := liftRequest(m, flat)
 	var wire Wire
 	if err == nil {
 		if registered == nil {
 			err = Transient("no reconciler registered: call sous.Register from an init function")
 		} else {
-			var response *FinalizeResponse
-			if response, err = RunFinalize(registered, request); err == nil {
-				wire = response.Wire()
-			}
+			wire, err = answer(request)
 		}
 	}
-	return lowerFinalizeResult(m, wire, err)
+	return lower(m, wire, err)
 }

@@ -18,25 +18,37 @@ async fn every_field_reconciler(world: &World) -> anyhow::Result<()> {
     world
         .install_crd("everyfield-crd.yaml", "everyfields.example.sous.dev")
         .await;
-    let module = std::fs::read(component("go", "every-field"))?;
-    let source = world.upload("every-field", &module).await;
-    world
-        .reconciler(
-            "every-field",
-            json!({
-                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "EveryField"},
-                "children": [{"apiVersion": "v1", "kind": "ConfigMap"}],
-                "related": [{"apiVersion": "v1", "kind": "ConfigMap", "onRequest": true}],
-                "module": source,
-            }),
-        )
-        .await;
-    // Reading ConfigMaps is granted; patching them is the user's to grant.
+    patching_reconciler(
+        world,
+        ("go", "every-field"),
+        json!({
+            "parent": {"apiVersion": "example.sous.dev/v1", "kind": "EveryField"},
+            "children": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+            "related": [{"apiVersion": "v1", "kind": "ConfigMap", "onRequest": true}],
+        }),
+        ("", "configmaps"),
+    )
+    .await
+}
+
+/// Applies Reconciler `name` with `spec`, serving the component `name` of
+/// `language`, and lets its ServiceAccount patch `(group, resource)`:
+/// `sous push` grants related kinds reading only, patching is the user's to
+/// grant.
+async fn patching_reconciler(
+    world: &World,
+    (language, name): (&str, &str),
+    mut spec: Value,
+    (group, resource): (&str, &str),
+) -> anyhow::Result<()> {
+    let module = std::fs::read(component(language, name))?;
+    spec["module"] = world.upload(name, &module).await;
+    world.reconciler(name, spec).await;
     world
         .bind(
-            "every-field-patches",
-            json!({"kind": "ServiceAccount", "name": "every-field", "namespace": world.ns}),
-            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]),
+            &format!("{name}-patches"),
+            json!({"kind": "ServiceAccount", "name": name, "namespace": world.ns}),
+            json!([{"apiGroups": [group], "resources": [resource], "verbs": ["patch"]}]),
         )
         .await;
     Ok(())
@@ -321,25 +333,16 @@ pub async fn the_image_updater_patches_deployments_it_does_not_own(env: Env) -> 
     world
         .install_crd("imagepolicy-crd.yaml", "imagepolicies.example.sous.dev")
         .await;
-    let module = std::fs::read(component("python", "image-updater"))?;
-    let source = world.upload("image-updater", &module).await;
-    world
-        .reconciler(
-            "image-updater",
-            json!({
-                "parent": {"apiVersion": "example.sous.dev/v1", "kind": "ImagePolicy"},
-                "related": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-                "module": source,
-            }),
-        )
-        .await;
-    world
-        .bind(
-            "image-updater-patches",
-            json!({"kind": "ServiceAccount", "name": "image-updater", "namespace": world.ns}),
-            json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"]}]),
-        )
-        .await;
+    patching_reconciler(
+        &world,
+        ("python", "image-updater"),
+        json!({
+            "parent": {"apiVersion": "example.sous.dev/v1", "kind": "ImagePolicy"},
+            "related": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+        }),
+        ("apps", "deployments"),
+    )
+    .await?;
     const REPO: &str = "registry.example/shop/web";
     world
         .apply(deployment("web", "web", &format!("{REPO}:1.0")))
