@@ -245,6 +245,25 @@ fn loading_the_same_bytes_twice_reuses_the_compiled_module() {
 }
 
 #[test]
+fn loads_of_the_same_bytes_racing_share_one_module() {
+    let bytes = guests::guest_bytes("my_app");
+    // A runtime of its own, so that no other test has loaded the module yet.
+    let runtime = Runtime::new(&RuntimeOptions::default()).expect("runtime");
+    let modules: Vec<Arc<LoadedModule>> = std::thread::scope(|scope| {
+        let loads: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| runtime.load(&bytes).expect("my-app loads").module))
+            .collect();
+        loads.into_iter().map(|load| load.join().unwrap()).collect()
+    });
+    assert!(
+        modules
+            .iter()
+            .all(|module| Arc::ptr_eq(module, &modules[0])),
+        "one digest, one module"
+    );
+}
+
+#[test]
 fn a_precompiled_module_is_loaded_from_disk_by_a_new_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let options = RuntimeOptions {

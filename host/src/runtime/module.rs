@@ -143,8 +143,17 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = WorldPre::detect(instance_pre)?;
-        let module = Arc::new(LoadedModule { digest, pre });
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // Another load of the same bytes may have finished meanwhile: share
+        // its module, so that one digest is one module however loads race.
+        if let Some(module) = loaded.get(&digest).and_then(Weak::upgrade) {
+            return Ok(Loaded {
+                module,
+                origin: Origin::Memory,
+                elapsed: started.elapsed(),
+            });
+        }
+        let module = Arc::new(LoadedModule { digest, pre });
         loaded.retain(|_, module| module.strong_count() > 0);
         loaded.insert(digest, Arc::downgrade(&module));
         Ok(Loaded {
