@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::crd::TypeMeta;
 use crate::related::{self, RelatedQuery};
 use crate::runtime::{
     CallContext, CallError, Finalized, GuestEvent, Limits, LoadedModule, Request,
@@ -141,10 +142,7 @@ impl RelatedObjects for GivenObjects<'_> {
         self.objects
             .iter()
             .map(|object| {
-                let kind = validate::TypeRef {
-                    api_version: object["apiVersion"].as_str().unwrap_or_default().into(),
-                    kind: object["kind"].as_str().unwrap_or_default().into(),
-                };
+                let kind = validate::TypeRef::from(&TypeMeta::of_object(object));
                 (object.clone(), !self.rules.is_cluster_scoped(&kind))
             })
             .collect()

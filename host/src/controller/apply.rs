@@ -123,7 +123,7 @@ fn applied_last(observed: &DynamicObject, desired: &Value) -> bool {
 }
 
 /// Whether every field of `desired` holds its value in `observed`.
-fn holds(observed: &DynamicObject, desired: &Value) -> bool {
+pub fn holds(observed: &DynamicObject, desired: &Value) -> bool {
     let observed = serde_json::to_value(observed).expect("objects serialize");
     contains(&observed, desired)
 }
@@ -144,9 +144,7 @@ pub fn changed_by(object: &DynamicObject, ours: &str) -> Option<String> {
 
 /// `actual` holds every field of `wanted` with the same value; lists must
 /// match element by element (the API server adds defaults inside them).
-/// Whether every field of `wanted` holds its value in `actual` (lists of
-/// the same length, item by item).
-pub fn contains(actual: &Value, wanted: &Value) -> bool {
+fn contains(actual: &Value, wanted: &Value) -> bool {
     match (actual, wanted) {
         (Value::Object(actual), Value::Object(wanted)) => wanted
             .iter()

@@ -179,7 +179,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()> + Send + Sync 
     let spine = Spine {
         setup,
         children,
-        related,
+        related: related.into(),
         own_writes,
         failures: Default::default(),
         drift: Default::default(),

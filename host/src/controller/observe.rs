@@ -21,7 +21,6 @@ pub struct ChildKind {
 }
 
 /// One related kind, its selection and the cache of its objects.
-#[derive(Clone)]
 pub struct RelatedSource {
     /// The kind.
     pub kind: Kind,

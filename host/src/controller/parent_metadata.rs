@@ -30,6 +30,14 @@ impl Entries {
         }
     }
 
+    /// This map of `parent`, if it has one.
+    fn of(self, parent: &DynamicObject) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Self::Labels => parent.metadata.labels.as_ref(),
+            Self::Annotations => parent.metadata.annotations.as_ref(),
+        }
+    }
+
     /// The field manager of this map: the reconciler's, suffixed.
     pub fn manager(self, field_manager: &str) -> String {
         format!("{field_manager}-parent-{}", self.field())
@@ -93,10 +101,7 @@ fn already_set(
     manager: &str,
     wanted: &BTreeMap<String, String>,
 ) -> bool {
-    let current = match entries {
-        Entries::Labels => parent.metadata.labels.as_ref(),
-        Entries::Annotations => parent.metadata.annotations.as_ref(),
-    };
+    let current = entries.of(parent);
     let values_hold = wanted
         .iter()
         .all(|(key, value)| current.and_then(|c| c.get(key)) == Some(value));
@@ -120,13 +125,7 @@ fn owned_keys<'a>(parent: &'a DynamicObject, entries: Entries, manager: &str) ->
         .filter_map(|fields| fields.0.get("f:metadata")?.get(&field)?.as_object())
         .flat_map(|owned| owned.keys())
         .filter_map(|key| key.strip_prefix("f:"))
-        .filter_map(|key| {
-            let current = match entries {
-                Entries::Labels => parent.metadata.labels.as_ref(),
-                Entries::Annotations => parent.metadata.annotations.as_ref(),
-            }?;
-            current.get_key_value(key).map(|(key, _)| key)
-        })
+        .filter_map(|key| entries.of(parent)?.get_key_value(key).map(|(key, _)| key))
         .collect();
     keys.sort();
     keys

@@ -48,7 +48,7 @@ pub struct Spine {
     /// Child kinds and their indexes.
     pub children: Vec<ChildKind>,
     /// Related kinds and their caches.
-    pub related: Vec<RelatedSource>,
+    pub related: Arc<[RelatedSource]>,
     /// Writes whose watch events must not trigger another pass.
     pub own_writes: Arc<OwnWrites>,
     /// Consecutive retryable failures per parent UID.
@@ -193,7 +193,7 @@ async fn pass(parent: &DynamicObject, spine: &Spine) -> Result<Action, PassError
     for child in &spine.children {
         child.index.ready().await;
     }
-    for related in &spine.related {
+    for related in spine.related.iter() {
         // The writer lives in the controller's streams as long as the spine.
         let _ = related.store.wait_until_ready().await;
     }
@@ -297,15 +297,10 @@ async fn write_beyond_children(
     rendered: &Rendered,
 ) -> Result<(), PassError> {
     let field_manager = spine.setup.key.field_manager();
-    let related_kinds: Vec<Kind> = spine
-        .related
-        .iter()
-        .map(|source| source.kind.clone())
-        .collect();
     let patcher = Patcher {
         client: &spine.setup.writer,
         field_manager: &field_manager,
-        kinds: &related_kinds,
+        related: &spine.related,
         metrics: &spine.setup.metrics,
         label: &spine.setup.caller.label,
     };

@@ -11,7 +11,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::apply::{self, ApplyError};
-use super::kinds::Kind;
+use super::observe::RelatedSource;
+use crate::crd::TypeMeta;
 use crate::telemetry::{ChildWrite, Metrics};
 use crate::validate::TypeRef;
 
@@ -34,7 +35,7 @@ pub struct Patcher<'a> {
     pub field_manager: &'a str,
     /// The declared related kinds, the only ones a patch may target
     /// (checked by validation).
-    pub kinds: &'a [Kind],
+    pub related: &'a [RelatedSource],
     /// Where write counts go.
     pub metrics: &'a Metrics,
     /// The reconciler's label in metrics.
@@ -52,15 +53,13 @@ impl Patcher<'_> {
     }
 
     async fn write_one(&self, patch: &Value) -> Result<Patched, ApplyError> {
-        let wanted = TypeRef {
-            api_version: patch["apiVersion"].as_str().unwrap_or_default().into(),
-            kind: patch["kind"].as_str().unwrap_or_default().into(),
-        };
-        let kind = self
-            .kinds
+        let wanted = TypeRef::from(&TypeMeta::of_object(patch));
+        let kind = &self
+            .related
             .iter()
-            .find(|kind| kind.type_ref().same_resource(&wanted))
-            .expect("validation lets through only declared related kinds");
+            .find(|source| source.kind.type_ref().same_resource(&wanted))
+            .expect("validation lets through only declared related kinds")
+            .kind;
         let (name, namespace) = apply::name_of(patch);
         let api = apply::api_for(self.client, kind, namespace);
         let refusing = || ApplyError::refusing(kind, namespace, name, false);
@@ -68,8 +67,7 @@ impl Patcher<'_> {
         let Some(current) = api.get_opt(name).await.map_err(refusing())? else {
             return Ok(Patched::Missing(described));
         };
-        let current_value = serde_json::to_value(&current).expect("objects serialize");
-        if apply::contains(&current_value, patch) {
+        if apply::holds(&current, patch) {
             return Ok(Patched::Unchanged);
         }
         let mut body = patch.clone();

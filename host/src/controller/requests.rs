@@ -4,7 +4,7 @@
 //! change of a requested object triggers the parents that asked for it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -98,7 +98,7 @@ impl RequestBook {
 /// related kinds, as each declaration selects them for this parent.
 pub struct FromCaches {
     /// The declared related kinds and their caches.
-    pub sources: Vec<RelatedSource>,
+    pub sources: Arc<[RelatedSource]>,
     /// The parent's namespace.
     pub parent_namespace: Option<String>,
     /// What the parent's last pass settled on.
