@@ -32,6 +32,10 @@ pub struct OperatorOptions {
     pub identity: String,
     /// Lease timings when leader election is on; `None` runs at once.
     pub leader_election: Option<LeaseTiming>,
+    /// The UID of the pod this host runs in, whose name is `identity`: the
+    /// pod then owns the Lease while it holds it, so the Lease goes with the
+    /// installation. `None` (out of a cluster): the Lease has no owner.
+    pub pod_uid: Option<String>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: nowhere.
     pub health_addr: Option<SocketAddr>,
     /// Directory of precompiled modules; `None`: memory only.
@@ -142,6 +146,10 @@ async fn lead(
         timing,
     )
     .context("setting up leader election")?;
+    let elector = match &options.pod_uid {
+        Some(uid) => elector.owned_by_pod(uid),
+        None => elector,
+    };
     tracing::info!(identity = %options.identity, lease = LEASE_NAME, "waiting for leadership");
     let leadership = tokio::select! {
         leadership = elector.acquire() => leadership,

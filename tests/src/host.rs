@@ -37,6 +37,7 @@ pub fn options(
         watch_namespace: Some(namespace.to_string()),
         identity: identity.to_string(),
         leader_election,
+        pod_uid: None,
         health_addr: None,
         cache_dir: None,
         guest_slots: 2,

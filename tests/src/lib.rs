@@ -7,3 +7,4 @@ pub mod envtest;
 pub mod fixtures;
 pub mod guests;
 pub mod host;
+pub mod image;

@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// This host's identity [default: the host name and process id].
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// The UID of the pod this host runs in, named by `--identity` (the chart
+    /// sets both): the pod then owns the leader Lease while it holds it, so
+    /// the Lease goes with the installation.
+    #[arg(long, env = "POD_UID", requires = "identity")]
+    pub pod_uid: Option<String>,
     /// Elect one leader among the hosts of this namespace (needed with more than one replica).
     #[arg(long)]
     pub leader_elect: bool,
@@ -83,6 +88,7 @@ fn options(args: &RunArgs) -> OperatorOptions {
         leader_election: args
             .leader_elect
             .then(|| LeaseTiming::scaled(lease_duration)),
+        pod_uid: args.pod_uid.clone(),
         health_addr: Some(args.health_addr),
         cache_dir: args.cache.dir(),
         guest_slots: args

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
@@ -140,6 +141,7 @@ pub struct LeaderElector {
     name: String,
     identity: String,
     timing: LeaseTiming,
+    owner: Option<OwnerReference>,
 }
 
 impl LeaderElector {
@@ -162,7 +164,23 @@ impl LeaderElector {
             name: name.to_string(),
             identity: identity.to_string(),
             timing,
+            owner: None,
         })
+    }
+
+    /// Makes the pod named like this candidate's identity, with `uid`, the
+    /// owner of the lease whenever this candidate holds it: the lease then
+    /// goes with the last pod that held it (when the installation goes), and
+    /// no host object is left behind.
+    pub fn owned_by_pod(mut self, uid: &str) -> Self {
+        self.owner = Some(OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: self.identity.clone(),
+            uid: uid.into(),
+            ..OwnerReference::default()
+        });
+        self
     }
 
     /// This candidate's identity.
@@ -202,11 +220,7 @@ impl LeaderElector {
         };
         let written = match decide(current.as_ref(), me, Timestamp::now()) {
             Decision::Wait { holder, expires } => return Ok(Attempt::HeldBy { holder, expires }),
-            Decision::Create(spec) => {
-                self.api
-                    .create(&PostParams::default(), &self.lease(spec, None))
-                    .await
-            }
+            Decision::Create(spec) => self.write(None, spec).await,
             Decision::Renew(spec) => self.write(current, spec).await,
             Decision::TakeOver { spec, previous } => {
                 let written = self.write(current, spec).await;
@@ -226,15 +240,23 @@ impl LeaderElector {
         }
     }
 
-    /// Replaces the lease read with `spec`, guarded by its resourceVersion.
+    /// Writes `spec` into the lease read (`None`: creates the lease). A
+    /// replacement is guarded by the resourceVersion read and keeps the
+    /// lease's labels and annotations; this candidate's owner (if any)
+    /// becomes the lease's.
     async fn write(&self, current: Option<Lease>, spec: LeaseSpec) -> kube::Result<Lease> {
-        let version = current.and_then(|lease| lease.metadata.resource_version);
+        let Some(mut lease) = current else {
+            return self
+                .api
+                .create(&PostParams::default(), &self.lease(spec))
+                .await;
+        };
+        lease.spec = Some(spec);
+        if let Some(owner) = &self.owner {
+            lease.metadata.owner_references = Some(vec![owner.clone()]);
+        }
         self.api
-            .replace(
-                &self.name,
-                &PostParams::default(),
-                &self.lease(spec, version),
-            )
+            .replace(&self.name, &PostParams::default(), &lease)
             .await
     }
 
@@ -264,12 +286,13 @@ impl LeaderElector {
         }
     }
 
-    fn lease(&self, spec: LeaseSpec, resource_version: Option<String>) -> Lease {
+    /// A new lease with `spec`, owned by this candidate's owner (if any).
+    fn lease(&self, spec: LeaseSpec) -> Lease {
         Lease {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
-                resource_version,
+                owner_references: self.owner.clone().map(|owner| vec![owner]),
                 ..ObjectMeta::default()
             },
             spec: Some(spec),

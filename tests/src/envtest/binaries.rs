@@ -22,9 +22,7 @@ impl Binaries {
     /// Finds the binaries, or says in one line why a control plane cannot be
     /// started here.
     pub(crate) fn find() -> Result<Self, String> {
-        let dir = std::env::var_os("KUBEBUILDER_ASSETS")
-            .filter(|dir| !dir.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_ASSETS), PathBuf::from);
+        let dir = assets_dir();
         let apiserver = executable(dir.join("kube-apiserver")).ok_or_else(|| {
             format!(
                 "no kube-apiserver in {} (set KUBEBUILDER_ASSETS to a directory holding one, \
@@ -48,8 +46,15 @@ impl Binaries {
     }
 }
 
+/// `$KUBEBUILDER_ASSETS`, else `/usr/local/kubebuilder/bin`.
+pub(crate) fn assets_dir() -> PathBuf {
+    std::env::var_os("KUBEBUILDER_ASSETS")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_ASSETS), PathBuf::from)
+}
+
 /// `path` when it is an executable file (following symbolic links).
-fn executable(path: PathBuf) -> Option<PathBuf> {
+pub(crate) fn executable(path: PathBuf) -> Option<PathBuf> {
     is_executable(&path).then_some(path)
 }
 
@@ -59,7 +64,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The first executable `name` in the directories of `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).find_map(|dir| executable(dir.join(name)))
 }

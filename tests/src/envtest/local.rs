@@ -1,11 +1,12 @@
-//! A control plane of our own on loopback ports: etcd, kube-apiserver (RBAC
-//! on, a token per user) and, when present, kube-controller-manager. Every
-//! file — etcd data, keys, certificates, logs, the kubeconfig — lives in one
-//! directory.
+//! A control plane of our own: etcd on loopback ports, kube-apiserver (RBAC
+//! on, a token per user) on an address of the caller's choice (loopback, or
+//! the machine's own address when pods of a node must reach it) and, when
+//! present, kube-controller-manager. Every file — etcd data, keys,
+//! certificates, logs, the kubeconfig — lives in one directory.
 
 use std::future::Future;
 use std::io::Read as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -44,7 +45,7 @@ struct Restart {
     dir: PathBuf,
     etcd_client: u16,
     etcd_peer: u16,
-    apiserver_port: u16,
+    apiserver: SocketAddr,
     sa_key: PathBuf,
     kubeconfig: PathBuf,
     /// Numbers the logs of restarted processes.
@@ -52,6 +53,11 @@ struct Restart {
 }
 
 impl LocalControlPlane {
+    /// Where kube-apiserver listens.
+    pub(crate) fn api_server(&self) -> SocketAddr {
+        self.restart.apiserver
+    }
+
     /// Whether kube-controller-manager runs.
     pub(crate) fn has_controller_manager(&self) -> bool {
         self.controller_manager.is_some()
@@ -73,7 +79,7 @@ impl LocalControlPlane {
             &r.binaries,
             &r.dir,
             r.etcd_client,
-            r.apiserver_port,
+            r.apiserver,
             &r.sa_key,
             &log,
         )?;
@@ -90,7 +96,7 @@ impl LocalControlPlane {
         let log = format!("etcd.{}.log", r.starts.fetch_add(1, Ordering::Relaxed));
         let mut etcd = start_etcd(&r.binaries, &r.dir, r.etcd_client, r.etcd_peer, &log)?;
         wait_ready(&mut etcd, "accepting connections", || async {
-            port_open(r.etcd_client)
+            port_open(etcd_address(r.etcd_client))
         })
         .await?;
         *self.etcd.lock().expect("etcd lock") = Some(etcd);
@@ -98,26 +104,33 @@ impl LocalControlPlane {
     }
 }
 
-/// Starts the control plane with its files in `dir`; returns it with the path
-/// of its kubeconfig, whose contexts are named after the users: [`ADMIN`]
-/// (current) and each of [`TOKEN_USERS`].
+/// The loopback address, where a control plane without a node listens.
+pub(crate) const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Starts the control plane with its files in `dir` and kube-apiserver
+/// listening on `address` (also in its serving certificate); returns it with
+/// the path of its kubeconfig, whose contexts are named after the users:
+/// [`ADMIN`] (current) and each of [`TOKEN_USERS`].
 pub(crate) async fn start(
     binaries: &Binaries,
     dir: &Path,
+    address: IpAddr,
 ) -> anyhow::Result<(LocalControlPlane, PathBuf)> {
-    let [etcd_client, etcd_peer, apiserver_port, kcm_port] = free_ports()?;
+    let [etcd_client, etcd_peer, kcm_port] = free_ports(LOOPBACK)?;
+    let [apiserver_port] = free_ports(address)?;
+    let apiserver_address = SocketAddr::new(address, apiserver_port);
     for sub in ["etcd", "certs", "kcm-certs"] {
         std::fs::create_dir(dir.join(sub))?;
     }
     let sa_key = dir.join("sa.key");
     generate_rsa_key(&sa_key)?;
     let tokens = token_file(dir)?;
-    let server = format!("https://127.0.0.1:{apiserver_port}");
+    let server = format!("https://{apiserver_address}");
     let kubeconfig = write_kubeconfig(dir, &server, &tokens)?;
 
     let mut etcd = start_etcd(binaries, dir, etcd_client, etcd_peer, "etcd.log")?;
     wait_ready(&mut etcd, "accepting connections", || async {
-        port_open(etcd_client)
+        port_open(etcd_address(etcd_client))
     })
     .await?;
 
@@ -125,12 +138,12 @@ pub(crate) async fn start(
         binaries,
         dir,
         etcd_client,
-        apiserver_port,
+        apiserver_address,
         &sa_key,
         "kube-apiserver.log",
     )?;
     wait_ready(&mut apiserver, "accepting connections", || async {
-        port_open(apiserver_port)
+        port_open(apiserver_address)
     })
     .await?;
     // The serving certificate the kubeconfig trusts exists once the port is open.
@@ -164,7 +177,7 @@ pub(crate) async fn start(
             dir: dir.to_path_buf(),
             etcd_client,
             etcd_peer,
-            apiserver_port,
+            apiserver: apiserver_address,
             sa_key,
             kubeconfig: kubeconfig.clone(),
             starts: AtomicUsize::new(1),
@@ -198,15 +211,16 @@ fn start_apiserver(
     binaries: &Binaries,
     dir: &Path,
     etcd_client: u16,
-    port: u16,
+    address: SocketAddr,
     sa_key: &Path,
     log: &str,
 ) -> anyhow::Result<Process> {
     let args = [
         format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
-        "--bind-address=127.0.0.1".to_owned(),
-        "--advertise-address=127.0.0.1".to_owned(),
-        format!("--secure-port={port}"),
+        format!("--bind-address={}", address.ip()),
+        // Also the address its self-signed serving certificate names.
+        format!("--advertise-address={}", address.ip()),
+        format!("--secure-port={}", address.port()),
         format!("--cert-dir={}", dir.join("certs").display()),
         "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
         format!("--service-account-signing-key-file={}", sa_key.display()),
@@ -215,7 +229,9 @@ fn start_apiserver(
         "--authorization-mode=RBAC".to_owned(),
         // Room for the Services of a few hundred parents per trial.
         "--service-cluster-ip-range=10.0.0.0/16".to_owned(),
-        // A loopback advertise address cannot back the `kubernetes` Service.
+        // Pods are told the apiserver's address (there is no kube-proxy to
+        // route the `kubernetes` Service), and a loopback address could not
+        // back that Service anyway.
         "--endpoint-reconciler-type=none".to_owned(),
     ];
     Process::spawn("kube-apiserver", &binaries.apiserver, &args, dir.join(log))
@@ -235,6 +251,12 @@ fn start_controller_manager(
         format!("--cert-dir={}", dir.join("kcm-certs").display()),
         "--leader-elect=false".to_owned(),
         format!("--service-account-private-key-file={}", sa_key.display()),
+        // Published in every namespace as `kube-root-ca.crt`, which the
+        // ServiceAccount token volume of every pod mounts.
+        format!(
+            "--root-ca-file={}",
+            dir.join("certs/apiserver.crt").display()
+        ),
         // The controllers share the admin's credentials: a ServiceAccount per
         // controller costs ~5 s of start-up, and no test here exercises the
         // controllers' own RBAC.
@@ -253,7 +275,11 @@ fn start_controller_manager(
 
 /// Probes until `probe` answers `Ok`, failing with the process's log when it
 /// exits or `READY_TIMEOUT` passes; the error quotes the last probe's answer.
-async fn wait_ready<F, Fut>(process: &mut Process, what: &str, mut probe: F) -> anyhow::Result<()>
+pub(crate) async fn wait_ready<F, Fut>(
+    process: &mut Process,
+    what: &str,
+    mut probe: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -289,19 +315,23 @@ async fn readyz(client: &kube::Client) -> Result<(), String> {
     }
 }
 
-fn port_open(port: u16) -> Result<(), String> {
-    TcpStream::connect(("127.0.0.1", port))
-        .map(drop)
-        .map_err(|error| format!("port {port}: {error}"))
+fn etcd_address(port: u16) -> SocketAddr {
+    SocketAddr::new(LOOPBACK, port)
 }
 
-/// `N` distinct loopback ports free at the time of the call: all are bound at
-/// once, then released for the processes to take.
-fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+pub(crate) fn port_open(address: SocketAddr) -> Result<(), String> {
+    TcpStream::connect(address)
+        .map(drop)
+        .map_err(|error| format!("{address}: {error}"))
+}
+
+/// `N` distinct ports of `address` free at the time of the call: all are
+/// bound at once, then released for the processes to take.
+pub(crate) fn free_ports<const N: usize>(address: IpAddr) -> anyhow::Result<[u16; N]> {
     let listeners = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .map(|_| TcpListener::bind((address, 0)))
         .collect::<Result<Vec<_>, _>>()
-        .context("binding a free loopback port")?;
+        .with_context(|| format!("binding a free port of {address}"))?;
     let ports = listeners
         .iter()
         .map(|listener| Ok(listener.local_addr()?.port()))
@@ -392,7 +422,7 @@ mod tests {
 
     #[test]
     fn free_ports_are_distinct() {
-        let [a, b, c] = free_ports().unwrap();
+        let [a, b, c] = free_ports(LOOPBACK).unwrap();
         assert!(a != b && b != c && a != c);
     }
 

@@ -7,12 +7,16 @@
 //! uses the cluster `KUBECONFIG` names and starts nothing. With neither it
 //! answers `None` and [`TestCluster::skip_reason`] says why.
 //!
+//! [`TestCluster::start_with_node`] adds a real node (see [`node`]): the API
+//! server then listens on the machine's own address, which pods reach.
+//!
 //! With `SOUS_E2E_KEEP=1` the directory of a failed run (logs, etcd data,
 //! kubeconfig) is kept and its path printed.
 
 mod binaries;
 mod helpers;
 mod local;
+pub mod node;
 mod process;
 
 use std::collections::BTreeMap;
@@ -26,6 +30,7 @@ pub use helpers::{apply_yaml, create_namespace, wait_crd_established, wait_for};
 
 use binaries::Binaries;
 use local::LocalControlPlane;
+use node::{Node, NodeBinaries};
 
 /// The user in `system:masters` whose token the kubeconfig's current context
 /// holds.
@@ -45,7 +50,9 @@ const KEEP: &str = "SOUS_E2E_KEEP";
 /// A control plane for the duration of a test binary. Its processes are
 /// killed when it is dropped.
 pub struct TestCluster {
-    // Fields drop in order: the processes stop before their files go.
+    // Fields drop in order: the node stops before the control plane, and the
+    // processes stop before their files go.
+    node: Option<Node>,
     control_plane: Option<LocalControlPlane>,
     admin: kube::Config,
     users: BTreeMap<&'static str, kube::Config>,
@@ -73,26 +80,97 @@ impl TestCluster {
         let Ok(binaries) = Binaries::find() else {
             return Ok(None);
         };
+        Self::start_local(&binaries, None).await.map(Some)
+    }
+
+    /// Why no node can be had here, in one line; `None` when
+    /// [`start_with_node`](Self::start_with_node) can start one.
+    pub fn node_skip_reason() -> Option<String> {
+        if use_existing() {
+            return Some(
+                "SOUS_E2E_USE_EXISTING=1: the node trials start a node of their own".into(),
+            );
+        }
+        let binaries = match Binaries::find() {
+            Ok(binaries) => binaries,
+            Err(reason) => return Some(reason),
+        };
+        if binaries.controller_manager.is_none() {
+            return Some(
+                "no kube-controller-manager beside kube-apiserver (Deployments need it)".into(),
+            );
+        }
+        NodeBinaries::find().err()
+    }
+
+    /// Starts a control plane listening on the machine's own address and a
+    /// node registered with it; `None` when there is none to be had (see
+    /// [`node_skip_reason`](Self::node_skip_reason)).
+    pub async fn start_with_node() -> anyhow::Result<Option<Self>> {
+        if Self::node_skip_reason().is_some() {
+            return Ok(None);
+        }
+        let (Ok(binaries), Ok(node_binaries)) = (Binaries::find(), NodeBinaries::find()) else {
+            return Ok(None);
+        };
+        Self::start_local(&binaries, Some(&node_binaries))
+            .await
+            .map(Some)
+    }
+
+    /// Starts a control plane of the harness's own (on loopback, or on the
+    /// machine's address with a node).
+    async fn start_local(binaries: &Binaries, node: Option<&NodeBinaries>) -> anyhow::Result<Self> {
         let dir = temp_dir()?;
-        match local::start(&binaries, dir.path()).await {
-            Ok((control_plane, kubeconfig)) => {
-                let mut users = BTreeMap::new();
-                for user in TOKEN_USERS {
-                    users.insert(*user, context_config(&kubeconfig, user).await?);
-                }
-                Ok(Some(Self {
-                    control_plane: Some(control_plane),
-                    admin: context_config(&kubeconfig, ADMIN).await?,
-                    users,
-                    kubeconfig,
-                    dir: Some(dir),
-                }))
+        match Self::start_in(binaries, node, dir.path()).await {
+            Ok(mut cluster) => {
+                cluster.dir = Some(dir);
+                Ok(cluster)
             }
             Err(error) => Err(error.context(match keep(dir, true) {
                 Some(path) => format!("starting the control plane (files kept in {path})"),
                 None => "starting the control plane".to_owned(),
             })),
         }
+    }
+
+    async fn start_in(
+        binaries: &Binaries,
+        node_binaries: Option<&NodeBinaries>,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let address = match node_binaries {
+            Some(_) => node::machine_address()?,
+            None => local::LOOPBACK,
+        };
+        let (control_plane, kubeconfig) = local::start(binaries, dir, address).await?;
+        let mut users = BTreeMap::new();
+        for user in TOKEN_USERS {
+            users.insert(*user, context_config(&kubeconfig, user).await?);
+        }
+        let admin = context_config(&kubeconfig, ADMIN).await?;
+        let mut cluster = Self {
+            node: None,
+            control_plane: Some(control_plane),
+            admin,
+            users,
+            kubeconfig,
+            dir: None,
+        };
+        if let Some(node_binaries) = node_binaries {
+            let client = cluster.client().await;
+            let api_server = cluster
+                .control_plane
+                .as_ref()
+                .expect("started")
+                .api_server();
+            cluster.node = Some(
+                Node::start(node_binaries, dir, &cluster.kubeconfig, api_server, &client)
+                    .await
+                    .context("starting the node")?,
+            );
+        }
+        Ok(cluster)
     }
 
     async fn existing(dir: TempDir) -> anyhow::Result<Self> {
@@ -108,6 +186,7 @@ impl TestCluster {
             .await
             .context("reaching the cluster of KUBECONFIG (SOUS_E2E_USE_EXISTING=1)")?;
         Ok(Self {
+            node: None,
             control_plane: None,
             admin,
             users: BTreeMap::new(),
@@ -152,6 +231,11 @@ impl TestCluster {
         &self.kubeconfig
     }
 
+    /// The node, when this control plane was started with one.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
     /// Whether kube-controller-manager runs, so that owned objects are
     /// garbage-collected with their owner. Assumed of an existing cluster.
     pub fn has_controller_manager(&self) -> bool {
@@ -191,6 +275,7 @@ impl TestCluster {
     /// Stops the control plane and removes its files; when `failed` and
     /// `SOUS_E2E_KEEP=1`, keeps them and answers where.
     pub fn stop(mut self, failed: bool) -> Option<String> {
+        drop(self.node.take());
         drop(self.control_plane.take());
         keep(self.dir.take()?, failed)
     }
@@ -198,6 +283,7 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        drop(self.node.take());
         drop(self.control_plane.take());
         if let Some(dir) = self.dir.take()
             && let Some(path) = keep(dir, std::thread::panicking())

@@ -11,6 +11,7 @@ mod faults;
 mod hardening;
 mod harness_smoke;
 mod install;
+mod node;
 mod operator;
 mod patterns;
 mod support;
@@ -27,6 +28,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
 use libtest_mimic::{Arguments, Trial};
 use sous_tests::envtest::{TestCluster, create_namespace};
+use tokio::sync::Mutex;
 
 /// A [`Scenario`] of `module::function`, optionally with what it needs.
 macro_rules! scenario {
@@ -38,6 +40,9 @@ macro_rules! scenario {
     };
     ($module:ident :: $function:ident, own_control_plane) => {
         scenario!(@ $module::$function, Needs::OwnControlPlane)
+    };
+    ($module:ident :: $function:ident, node) => {
+        scenario!(@ $module::$function, Needs::Node)
     };
     (@ $module:ident :: $function:ident, $needs:expr) => {
         Scenario {
@@ -57,11 +62,15 @@ enum Needs {
     ControllerManager,
     /// A control plane of its own, whose processes it stops and starts.
     OwnControlPlane,
+    /// A node (kubelet, containerd): the node control plane, which the node
+    /// trials share one at a time.
+    Node,
 }
 
 /// Every scenario, one line each: `scenario!(module::function)`, with
 /// `needs_controller_manager` after it when it relies on garbage collection,
-/// `own_control_plane` when it stops and starts the control plane.
+/// `own_control_plane` when it stops and starts the control plane, `node`
+/// when it runs pods.
 fn scenarios() -> Vec<Scenario> {
     vec![
         scenario!(harness_smoke::apiserver_answers),
@@ -126,8 +135,15 @@ fn scenarios() -> Vec<Scenario> {
         scenario!(faults::field_managers_fight_without_a_hot_loop),
         scenario!(install::broad),
         scenario!(install::least_privilege),
+        scenario!(node::install_upgrade_uninstall, node),
+        scenario!(node::two_replicas_fail_over, node),
     ]
 }
+
+/// The control plane with a node, started by the first node trial; holding
+/// its lock is what runs the node trials one at a time (one kubelet per
+/// machine).
+static NODE_CLUSTER: Mutex<Option<Arc<TestCluster>>> = Mutex::const_new(None);
 
 /// What a scenario is given.
 pub struct Env {
@@ -162,6 +178,12 @@ fn main() -> ExitCode {
         println!("e2e: skipped: {reason}");
         return ExitCode::SUCCESS;
     }
+    let node_skip = TestCluster::node_skip_reason();
+    if let Some(reason) = &node_skip
+        && !arguments.list
+    {
+        println!("e2e: node trials skipped: {reason}");
+    }
     if arguments.list {
         let trials = scenarios()
             .into_iter()
@@ -181,9 +203,19 @@ fn main() -> ExitCode {
 
     let trials = scenarios()
         .into_iter()
-        .map(|scenario| trial(scenario, &cluster))
+        .map(|scenario| trial(scenario, &cluster, node_skip.is_none()))
         .collect();
     let conclusion = libtest_mimic::run(&arguments, trials);
+    let node_cluster = NODE_CLUSTER
+        .try_lock()
+        .ok()
+        .and_then(|mut slot| slot.take());
+    if let Some(path) = node_cluster
+        .and_then(Arc::into_inner)
+        .and_then(|node_cluster| node_cluster.stop(conclusion.has_failed()))
+    {
+        println!("e2e: node files kept in {path}");
+    }
 
     match Arc::into_inner(cluster) {
         Some(cluster) => {
@@ -211,12 +243,13 @@ fn start() -> anyhow::Result<TestCluster> {
 /// The trial of `scenario`: a runtime, a client and a namespace of its own
 /// (and, when it needs one, a control plane of its own); the namespace is
 /// deleted when the scenario passes, kept when it fails.
-fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
+fn trial(scenario: Scenario, cluster: &Arc<TestCluster>, node: bool) -> Trial {
     let shared = Arc::clone(cluster);
     let ignored = match scenario.needs {
         Needs::Shared => false,
         Needs::ControllerManager => !shared.has_controller_manager(),
         Needs::OwnControlPlane => !shared.can_inject_faults(),
+        Needs::Node => !node,
     };
     Trial::test(scenario.name, move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -225,12 +258,18 @@ fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
             .build()?;
         runtime
             .block_on(async move {
+                // Held to the end of the trial: node trials run one at a time.
+                let mut node_slot = match scenario.needs {
+                    Needs::Node => Some(NODE_CLUSTER.lock().await),
+                    _ => None,
+                };
                 let cluster = match scenario.needs {
                     Needs::OwnControlPlane => Arc::new(
                         TestCluster::start()
                             .await?
                             .context("the control plane went away after it was found")?,
                     ),
+                    Needs::Node => node_control_plane(node_slot.as_deref_mut()).await?,
                     _ => shared,
                 };
                 let client = cluster.client().await;
@@ -253,6 +292,25 @@ fn trial(scenario: Scenario, cluster: &Arc<TestCluster>) -> Trial {
             .map_err(|error| format!("{error:#}").into())
     })
     .with_ignored_flag(ignored)
+}
+
+/// The node control plane in `slot`, started there if it is not yet.
+async fn node_control_plane(
+    slot: Option<&mut Option<Arc<TestCluster>>>,
+) -> anyhow::Result<Arc<TestCluster>> {
+    let slot = slot.context("a node trial holds the node's lock")?;
+    if let Some(cluster) = slot.as_ref() {
+        return Ok(cluster.clone());
+    }
+    let started = Instant::now();
+    let cluster = Arc::new(
+        TestCluster::start_with_node()
+            .await?
+            .context("the node's programs went away after they were found")?,
+    );
+    println!("e2e: node ready in {:.1?}", started.elapsed());
+    *slot = Some(cluster.clone());
+    Ok(cluster)
 }
 
 /// `e2e-<function>` with dashes, short enough for a generated namespace name.
