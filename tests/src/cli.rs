@@ -10,10 +10,17 @@ use crate::guests::repo_root;
 /// A command running the `sous` binary of this workspace (built on first use).
 pub fn sous() -> Command {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    Command::new(BINARY.get_or_init(build))
+    Command::new(BINARY.get_or_init(|| build(&[])))
 }
 
-fn build() -> PathBuf {
+/// A command running the release build of `sous` (built on first use), for
+/// measurements.
+pub fn sous_release() -> Command {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    Command::new(BINARY.get_or_init(|| build(&["--release"])))
+}
+
+fn build(profile: &[&str]) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .args([
@@ -25,6 +32,7 @@ fn build() -> PathBuf {
             "sous",
             "--message-format=json",
         ])
+        .args(profile)
         .current_dir(repo_root())
         .output()
         .expect("running cargo to build sous");

@@ -7,4 +7,5 @@ pub mod envtest;
 pub mod fixtures;
 pub mod guests;
 pub mod host;
+pub mod http;
 pub mod image;

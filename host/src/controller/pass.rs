@@ -575,11 +575,7 @@ pub(super) async fn write_status(
     if !spine.setup.kinds.parent.has_status || spine.setup.spec.mode == Mode::Decorator {
         return Ok(());
     }
-    let now = jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .expect("rounding a timestamp to seconds")
-        .to_string();
-    let desired = status::desired_status(parent, guest, readiness, &now);
+    let desired = status::desired_status(parent, guest, readiness, &status::now());
     status::write(
         &spine.setup.client,
         &spine.setup.kinds.parent,

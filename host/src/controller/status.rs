@@ -119,6 +119,14 @@ pub fn desired_status(
     Value::Object(status)
 }
 
+/// Now, as a condition's `lastTransitionTime` carries it (whole seconds).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .expect("rounding a timestamp to seconds")
+        .to_string()
+}
+
 fn status_word(ready: bool) -> &'static str {
     if ready { "True" } else { "False" }
 }

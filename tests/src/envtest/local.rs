@@ -58,6 +58,15 @@ impl LocalControlPlane {
         self.restart.apiserver
     }
 
+    /// The process id of kube-apiserver, while it runs.
+    pub(crate) fn apiserver_pid(&self) -> Option<u32> {
+        self.apiserver
+            .lock()
+            .expect("apiserver lock")
+            .as_ref()
+            .map(Process::id)
+    }
+
     /// Whether kube-controller-manager runs.
     pub(crate) fn has_controller_manager(&self) -> bool {
         self.controller_manager.is_some()

@@ -83,6 +83,21 @@ impl TestCluster {
         Self::start_local(&binaries, None).await.map(Some)
     }
 
+    /// Starts etcd and kube-apiserver only, even where
+    /// kube-controller-manager is found: no controller acts on the objects
+    /// (a benchmark measures the host alone); `None` as for
+    /// [`start`](Self::start). Not for an existing cluster.
+    pub async fn start_api_only() -> anyhow::Result<Option<Self>> {
+        let Ok(binaries) = Binaries::find() else {
+            return Ok(None);
+        };
+        let binaries = Binaries {
+            controller_manager: None,
+            ..binaries
+        };
+        Self::start_local(&binaries, None).await.map(Some)
+    }
+
     /// Why no node can be had here, in one line; `None` when
     /// [`start_with_node`](Self::start_with_node) can start one.
     pub fn node_skip_reason() -> Option<String> {
@@ -229,6 +244,12 @@ impl TestCluster {
     /// context per token user, named after it.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The process id of the kube-apiserver this harness started (none for
+    /// an existing cluster, or while it is stopped).
+    pub fn apiserver_pid(&self) -> Option<u32> {
+        self.control_plane.as_ref()?.apiserver_pid()
     }
 
     /// The node, when this control plane was started with one.

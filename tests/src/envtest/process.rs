@@ -60,6 +60,11 @@ impl Process {
         }
     }
 
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An error when the process has already exited, quoting its log.
     pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         match self.child.try_wait()? {

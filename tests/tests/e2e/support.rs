@@ -16,8 +16,10 @@ use sous::runtime::Digest;
 use sous::tenancy::grants;
 use sous::validate::TypeRef;
 use sous_tests::envtest::{self, TestCluster};
+pub use sous_tests::fixtures::my_app;
 use sous_tests::fixtures::{MYAPP_CRD, MYAPP_CRD_NAME};
 use sous_tests::host::{self, TestHost};
+pub use sous_tests::http::get as http_get;
 
 use crate::Env;
 
@@ -517,15 +519,6 @@ pub fn condition_field(object: &DynamicObject, type_: &str, field: &str) -> Stri
         .to_string()
 }
 
-/// A MyApp parent.
-pub fn my_app(name: &str, replicas: u32) -> Value {
-    json!({
-        "apiVersion": "example.sous.dev/v1", "kind": "MyApp",
-        "metadata": {"name": name},
-        "spec": {"image": "nginx:1.27", "replicas": replicas, "port": 8080},
-    })
-}
-
 /// A Hostile parent with `attack` (and extra spec fields).
 pub fn hostile(name: &str, attack: &str, extra: Value) -> Value {
     let mut spec = json!({"attack": attack});
@@ -588,34 +581,6 @@ fn leb128(out: &mut Vec<u8>, mut value: usize) {
         }
         out.push(byte | 0x80);
     }
-}
-
-/// `GET path` on a host's endpoint: the status code and the body.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connecting to the host's endpoint");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("sending a request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("reading the response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_default();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    (status, body.to_string())
 }
 
 /// Waits for an Event of `reason` whose message mentions `about`; returns
